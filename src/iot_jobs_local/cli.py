@@ -1,0 +1,123 @@
+"""``iot-jobs-local``: serve, provision a device, print the environment that points clients here."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shlex
+import signal
+import sys
+from pathlib import Path
+
+from .broker import BrokerError
+from .engine import Engine, Identity
+from .jobs.errors import JobsError
+from .service import DEFAULT_HTTP_PORT, DEFAULT_MQTT_PORT, ServiceError, ServiceOptions, serve
+from .state_dir import DEFAULT_ACCOUNT, DEFAULT_REGION, StateDir, default_state_dir
+from .store import Store
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="iot-jobs-local", description="A local, wire-compatible AWS IoT Jobs service (Mosquitto + SQLite)."
+    )
+    parser.add_argument(
+        "--state-dir", type=Path, default=None,
+        help="where state, certificates and broker files live "
+        "(default: $IOT_JOBS_LOCAL_STATE_DIR or ~/.local/state/iot-jobs-local)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the service (Mosquitto + jobs engine + HTTP control plane)")
+    s.add_argument("--mqtt-port", type=int, default=DEFAULT_MQTT_PORT, help="device MQTT/TLS port (default 8883)")
+    s.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT, help="HTTP API port (default 8088)")
+    s.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1, loopback only)")
+    s.add_argument("--region", default=DEFAULT_REGION, help="region used in ARNs (default us-east-1)")
+    s.add_argument("--account", default=DEFAULT_ACCOUNT, help="account id used in ARNs")
+    s.add_argument("--log-level", default="INFO", help="service log level (default INFO)")
+    p = sub.add_parser("provision", help="register a thing and issue its device certificate and key")
+    p.add_argument("thing_name")
+    e = sub.add_parser("env", help="print shell exports that point iot-jobs, boto3 and the AWS CLI here")
+    e.add_argument("--thing", required=True, help="thing whose certificate the REPL should use")
+    for sp in (s, p, e):
+        sp.add_argument("--state-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
+
+
+def provision(state: StateDir, thing_name: str, region: str, account: str) -> tuple[Path, Path]:
+    """Register the thing (idempotent) and issue its certificate; works whether or not the service runs."""
+    info = state.read_run_info()
+    state.ensure_pki()
+    store = Store(state.database)
+    try:
+        identity = Identity(info.region, info.account) if info else Identity(region, account)
+        Engine(store, identity, lambda: 0.0).create_thing(thing_name)
+    finally:
+        store.close()
+    return state.issue_device(thing_name)
+
+
+def _serve(state: StateDir, args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = ServiceOptions(state.root, args.mqtt_port, args.http_port, args.bind, args.region, args.account)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(options, stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def _env(state: StateDir, thing: str) -> int:
+    info = state.read_run_info()
+    if info is None:
+        print(f"iot-jobs-local is not running on {state.root}; start it with: iot-jobs-local serve", file=sys.stderr)
+        return 1
+    cert, key = provision(state, thing, info.region, info.account)
+    creds = state.credentials()
+    exports = {
+        "AWS_ENDPOINT_URL_IOT": info.http_endpoint,
+        "AWS_ENDPOINT_URL_IOT_JOBS_DATA_PLANE": info.http_endpoint,
+        "AWS_REGION": info.region,
+        "AWS_DEFAULT_REGION": info.region,
+        "AWS_ACCESS_KEY_ID": creds.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
+        "IOT_JOBS_ENDPOINT": "localhost",
+        "IOT_JOBS_PORT": str(info.mqtt_port),
+        "IOT_JOBS_CA_FILE": str(state.ca_cert),
+        "IOT_JOBS_CERT": str(cert),
+        "IOT_JOBS_KEY": str(key),
+        "IOT_JOBS_THING_NAME": thing,
+    }
+    for name, value in exports.items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    state = StateDir((args.state_dir or default_state_dir()).expanduser().resolve())
+    try:
+        if args.command == "serve":
+            return _serve(state, args)
+        if args.command == "provision":
+            cert, key = provision(state, args.thing_name, DEFAULT_REGION, DEFAULT_ACCOUNT)
+            print(f"thing:       {args.thing_name}")
+            print(f"certificate: {cert}")
+            print(f"private key: {key}")
+            print(f"CA file:     {state.ca_cert}")
+            return 0
+        return _env(state, args.thing)
+    except (BrokerError, ServiceError, JobsError, OSError) as exc:
+        print(f"iot-jobs-local: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

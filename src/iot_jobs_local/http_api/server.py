@@ -1,0 +1,119 @@
+"""The HTTP front door: pick the service, match the route, run the handler, map errors.
+
+``iot`` and ``iot-jobs-data`` share paths (``GET /things/{t}/jobs``), so the service is read from
+the SigV4 credential scope in ``Authorization`` (``.../<region>/<service>/aws4_request``).
+Adding an operation is adding a handler to a service's table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import botocore.session
+from aiohttp import web
+
+from ..engine import Engine
+from ..jobs import errors
+from . import iot_handlers
+from .iot_handlers import Handler
+from .routes import BadRequest, Route, error_status, load_routes, match, parse_input
+
+log = logging.getLogger(__name__)
+
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+
+#: One table from domain failure to the HTTP API's exception code.
+ERROR_CODES: dict[type[errors.JobsError], str] = {
+    errors.InvalidRequest: "InvalidRequestException",
+    errors.ResourceNotFound: "ResourceNotFoundException",
+    errors.ResourceAlreadyExists: "ResourceAlreadyExistsException",
+    errors.InvalidStateTransition: "InvalidStateTransitionException",
+    errors.VersionMismatch: "VersionConflictException",
+    errors.LimitExceeded: "LimitExceededException",
+}
+
+
+@dataclass
+class ServiceApi:
+    name: str
+    routes: list[Route]
+    handlers: Mapping[str, Handler]
+
+
+def _default(value: Any) -> Any:
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+class HttpApi:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        session = botocore.session.get_session()
+        self._models = {name: session.get_service_model(name) for name in ("iot", "iot-jobs-data")}
+        self._services = {
+            "iot": ServiceApi("iot", load_routes("iot"), iot_handlers.HANDLERS),
+            "iot-jobs-data": ServiceApi("iot-jobs-data", load_routes("iot-jobs-data"), {}),
+        }
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    def _service(self, request: web.Request) -> ServiceApi:
+        found = _SCOPE.search(request.headers.get("Authorization", ""))
+        name = found.group(1) if found else "iot"
+        return self._services.get(name, self._services["iot"])
+
+    async def handle(self, request: web.Request) -> web.Response:
+        request_id = str(uuid.uuid4())
+        service = self._service(request)
+        try:
+            body = await request.read()
+            query = {k: v for k, v in request.query.items()}
+            found = match(service.routes, request.method, request.raw_path.split("?", 1)[0], query)
+            if found is None:
+                return self._error(service, request_id, "ResourceNotFoundException", "No such resource", 404)
+            route, labels = found
+            handler = service.handlers.get(route.name)
+            if handler is None:
+                return self._error(
+                    service, request_id, "NotImplementedException",
+                    f"{route.name} is not implemented by iot-jobs-local", 501,
+                )
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            params = parse_input(route, labels, query, headers, body)
+            result = handler(self._engine, params)
+        except BadRequest as exc:
+            return self._error(service, request_id, "InvalidRequestException", str(exc), 400)
+        except errors.ResourceAlreadyExists as exc:
+            extra = {"resourceId": exc.resource_id, "resourceArn": exc.resource_arn}
+            return self._error(service, request_id, "ResourceAlreadyExistsException", exc.message, 409, extra)
+        except errors.JobsError as exc:
+            return self._error(service, request_id, ERROR_CODES[type(exc)], exc.message, 400)
+        except Exception:  # the service never dies on a bad request
+            log.exception("internal error on %s %s", request.method, request.path)
+            return self._error(service, request_id, "InternalFailureException", "Internal failure", 500)
+        text = json.dumps(result, default=_default) if result else ""
+        return web.Response(
+            status=200, text=text, content_type="application/json", headers={"x-amzn-RequestId": request_id}
+        )
+
+    def _error(
+        self, service: ServiceApi, request_id: str, code: str, message: str, default: int,
+        extra: dict[str, Any] | None = None,
+    ) -> web.Response:
+        status = error_status(self._models[service.name], code, default)
+        body = {"message": message, **(extra or {})}
+        return web.Response(
+            status=status,
+            text=json.dumps(body),
+            content_type="application/json",
+            headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": code},
+        )
+

@@ -1,0 +1,1 @@
+"""The jobs domain: pure data and rules, no I/O, no clock reads (callers pass ``now``)."""

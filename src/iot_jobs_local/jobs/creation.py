@@ -1,0 +1,105 @@
+"""CreateJob and CreateThing rules: validation AWS does server-side (boto3 checks only ``min``)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidRequest
+from .model import Execution, ExecutionStatus, Job, JobStatus, TargetSelection
+from .requests import JOB_ID_RE, THING_NAME_RE
+
+MAX_DOCUMENT_BYTES = 32768
+MAX_DESCRIPTION = 2028
+MAX_TARGETS = 100
+_TARGET_RE = re.compile(r"^arn:aws[a-z-]*:iot:([a-z0-9-]+):(\d{12}):(thing|thinggroup)/([a-zA-Z0-9:_-]{1,128})$")
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str  # "thing" or "thinggroup"
+    name: str
+
+
+def check_job_id(job_id: str) -> None:
+    if not JOB_ID_RE.match(job_id):
+        raise InvalidRequest(f"jobId {job_id!r} must be 1-64 characters of [a-zA-Z0-9_-]")
+
+
+def check_thing_name(name: str) -> None:
+    if not THING_NAME_RE.match(name):
+        raise InvalidRequest(f"thingName {name!r} must be 1-128 characters of [a-zA-Z0-9:_-]")
+
+
+def parse_targets(targets: Any, region: str, account: str) -> list[Target]:
+    if not isinstance(targets, list) or not targets:
+        raise InvalidRequest("targets must be a non-empty list of thing or thing group ARNs")
+    if len(targets) > MAX_TARGETS:
+        raise InvalidRequest(f"A job may have at most {MAX_TARGETS} targets")
+    parsed: list[Target] = []
+    for arn in targets:
+        match = _TARGET_RE.match(arn) if isinstance(arn, str) else None
+        if match is None:
+            raise InvalidRequest(f"Target {arn!r} is not a thing or thing group ARN")
+        if match.group(1) != region or match.group(2) != account:
+            raise InvalidRequest(f"Target {arn!r} is not in region {region} of account {account}")
+        parsed.append(Target(match.group(3), match.group(4)))
+    return parsed
+
+
+def check_document(document: str) -> None:
+    """A job document is a UTF-8 JSON object of at most 32 KiB."""
+    if len(document.encode()) > MAX_DOCUMENT_BYTES:
+        raise InvalidRequest(f"The job document exceeds the maximum size of {MAX_DOCUMENT_BYTES} bytes")
+    try:
+        parsed = json.loads(document)
+    except ValueError as exc:
+        raise InvalidRequest(f"The job document is not valid JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise InvalidRequest("The job document must be a JSON object")
+
+
+def check_description(description: Any) -> None:
+    if description is None:
+        return
+    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
+        raise InvalidRequest(f"description must be a string of at most {MAX_DESCRIPTION} characters")
+
+
+def new_job(
+    job_id: str,
+    job_arn: str,
+    document: str,
+    targets: Sequence[str],
+    target_selection: TargetSelection,
+    description: str | None,
+    config: dict[str, Any],
+    now: float,
+) -> Job:
+    return Job(
+        job_id=job_id,
+        job_arn=job_arn,
+        document=document,
+        targets=tuple(targets),
+        target_selection=target_selection,
+        status=JobStatus.IN_PROGRESS,
+        created_at=now,
+        last_updated_at=now,
+        description=description,
+        config=config,
+    )
+
+
+def new_execution(job_id: str, thing_name: str, execution_number: int, seq: int, now: float) -> Execution:
+    return Execution(
+        job_id=job_id,
+        thing_name=thing_name,
+        execution_number=execution_number,
+        status=ExecutionStatus.QUEUED,
+        queued_at=now,
+        last_updated_at=now,
+        seq=seq,
+    )

@@ -1,0 +1,172 @@
+"""Where the local service keeps everything: database, PKI, broker files, credentials, run info.
+
+Layout (all under one directory, ``--state-dir``)::
+
+    jobs.sqlite3            state (SQLite, WAL)
+    pki/ca.crt, ca.key      the local CA (ca.crt is what clients trust)
+    pki/server.crt, .key    the broker's certificate (localhost, 127.0.0.1, ::1)
+    devices/<thing>/        device.crt, device.key issued by ``provision``
+    broker/                 generated mosquitto.conf, ACL and password file
+    credentials.json        local AWS access key and the service's broker password
+    service.json            present while a service runs: pid, ports, region, account
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import pki
+
+DEFAULT_REGION = "us-east-1"
+#: The account id AWS uses in its documentation examples.
+DEFAULT_ACCOUNT = "123456789012"
+
+
+def default_state_dir() -> Path:
+    explicit = os.environ.get("IOT_JOBS_LOCAL_STATE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "iot-jobs-local"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    secret_access_key: str
+    broker_password: str
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a running service publishes about itself, for ``env`` and ``iot-jobs --local``."""
+
+    pid: int
+    mqtt_port: int
+    http_port: int
+    region: str
+    account: str
+
+    @property
+    def http_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+
+def _random(alphabet: str, length: int) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+class StateDir:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def database(self) -> Path:
+        return self.root / "jobs.sqlite3"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.root / "pki" / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.root / "pki" / "ca.key"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.root / "pki" / "server.crt"
+
+    @property
+    def server_key(self) -> Path:
+        return self.root / "pki" / "server.key"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.root / "broker"
+
+    @property
+    def run_info_path(self) -> Path:
+        return self.root / "service.json"
+
+    def device_cert(self, thing: str) -> Path:
+        return self.root / "devices" / thing / "device.crt"
+
+    def device_key(self, thing: str) -> Path:
+        return self.root / "devices" / thing / "device.key"
+
+    def create(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+
+    def ensure_pki(self) -> None:
+        """Create the CA and the server certificate on first start; keep them afterwards."""
+        self.create()
+        if not (self.ca_cert.exists() and self.ca_key.exists()):
+            ca = pki.new_ca()
+            pki.write_private(self.ca_key, ca.private_key_pem)
+            self.ca_cert.write_bytes(ca.certificate_pem)
+        if not (self.server_cert.exists() and self.server_key.exists()):
+            server = pki.new_server_certificate(self.ca())
+            pki.write_private(self.server_key, server.private_key_pem)
+            self.server_cert.write_bytes(server.certificate_pem)
+
+    def ca(self) -> pki.Issued:
+        return pki.load(self.ca_cert, self.ca_key)
+
+    def issue_device(self, thing: str) -> tuple[Path, Path]:
+        """Issue (or keep) the device certificate and key of ``thing``; return their paths."""
+        self.ensure_pki()
+        cert, key = self.device_cert(thing), self.device_key(thing)
+        if not (cert.exists() and key.exists()):
+            issued = pki.new_device_certificate(self.ca(), thing)
+            pki.write_private(key, issued.private_key_pem)
+            cert.write_bytes(issued.certificate_pem)
+        return cert, key
+
+    def credentials(self) -> Credentials:
+        path = self.root / "credentials.json"
+        if path.exists():
+            data = json.loads(path.read_text())
+            return Credentials(data["accessKeyId"], data["secretAccessKey"], data["brokerPassword"])
+        self.create()
+        upper = string.ascii_uppercase + string.digits
+        creds = Credentials(
+            access_key_id="AKIA" + _random(upper, 16),
+            secret_access_key=_random(string.ascii_letters + string.digits + "+/", 40),
+            broker_password=secrets.token_urlsafe(24),
+        )
+        data: dict[str, Any] = {
+            "accessKeyId": creds.access_key_id,
+            "secretAccessKey": creds.secret_access_key,
+            "brokerPassword": creds.broker_password,
+        }
+        pki.write_private(path, json.dumps(data).encode())
+        return creds
+
+    def write_run_info(self, info: RunInfo) -> None:
+        tmp = self.run_info_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info.__dict__))
+        tmp.replace(self.run_info_path)
+
+    def read_run_info(self) -> RunInfo | None:
+        """The running service's info, or None if none runs (a stale file from a killed one is ignored)."""
+        try:
+            info = RunInfo(**json.loads(self.run_info_path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+        try:
+            os.kill(info.pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return info
+
+    def clear_run_info(self) -> None:
+        self.run_info_path.unlink(missing_ok=True)
