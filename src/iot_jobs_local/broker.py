@@ -14,16 +14,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import ctypes
 import hashlib
 import os
 import secrets
 import shutil
-import signal
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from .children import die_with_parent
 from .pki import write_private
 
 SERVICE_USER = "jobs-service"
@@ -113,13 +112,6 @@ def render_config(config: BrokerConfig, as_root: bool) -> str:
     return "\n".join(lines)
 
 
-def _die_with_parent() -> None:
-    """Runs in the child between fork and exec: SIGTERM me when my parent dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-    os.setsid()
-
-
 def find_mosquitto() -> str:
     path = shutil.which("mosquitto") or next(
         (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None
@@ -168,9 +160,13 @@ class Broker:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
         try:
             self._process = await asyncio.create_subprocess_exec(
-                binary, "-c", str(conf),
-                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-                preexec_fn=_die_with_parent,
+                binary,
+                "-c",
+                str(conf),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                preexec_fn=die_with_parent,
             )
         finally:
             log.close()

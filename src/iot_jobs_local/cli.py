@@ -23,7 +23,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="iot-jobs-local", description="A local, wire-compatible AWS IoT Jobs service (Mosquitto + SQLite)."
     )
     parser.add_argument(
-        "--state-dir", type=Path, default=None,
+        "--state-dir",
+        type=Path,
+        default=None,
         help="where state, certificates and broker files live "
         "(default: $IOT_JOBS_LOCAL_STATE_DIR or ~/.local/state/iot-jobs-local)",
     )

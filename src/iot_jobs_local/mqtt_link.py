@@ -74,7 +74,7 @@ class ServiceLink:
             self._client = client
             self.ready.set()
             async for message in client.messages:
-                reply = self._api.handle(str(message.topic), bytes(message.payload))  # type: ignore[arg-type]
+                reply = self._api.handle(str(message.topic), bytes(message.payload))
                 if reply is not None:
                     await client.publish(reply.topic, _encode(reply), qos=REPLY_QOS)
 

@@ -132,8 +132,8 @@ class StateDir:
     def credentials(self) -> Credentials:
         path = self.root / "credentials.json"
         if path.exists():
-            data = json.loads(path.read_text())
-            return Credentials(data["accessKeyId"], data["secretAccessKey"], data["brokerPassword"])
+            stored = json.loads(path.read_text())
+            return Credentials(stored["accessKeyId"], stored["secretAccessKey"], stored["brokerPassword"])
         self.create()
         upper = string.ascii_uppercase + string.digits
         creds = Credentials(

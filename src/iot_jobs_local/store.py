@@ -221,9 +221,7 @@ class Store:
         return [_execution(row) for row in rows]
 
     def executions_for_job(self, job_id: str) -> list[Execution]:
-        rows = self._db.execute(
-            f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE job_id = ? ORDER BY seq", (job_id,)
-        )
+        rows = self._db.execute(f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE job_id = ? ORDER BY seq", (job_id,))
         return [_execution(row) for row in rows]
 
     def execution(self, job_id: str, thing_name: str, execution_number: int | None = None) -> Execution | None:

@@ -34,7 +34,10 @@ class Route:
 
 def _compile(uri: str) -> tuple[re.Pattern[str], dict[str, str]]:
     path, _, query = uri.partition("?")
-    static_query = dict(part.split("=", 1) if "=" in part else (part, "") for part in query.split("&") if part)
+    static_query: dict[str, str] = {}
+    for part in filter(None, query.split("&")):
+        name, _, value = part.partition("=")
+        static_query[name] = value
     regex = ""
     for piece in re.split(r"(\{[^}]+\})", path):
         if piece.startswith("{"):
@@ -60,7 +63,9 @@ def load_routes(service: str) -> list[Route]:
     return routes
 
 
-def match(routes: list[Route], method: str, raw_path: str, query: dict[str, str]) -> tuple[Route, dict[str, str]] | None:
+def match(
+    routes: list[Route], method: str, raw_path: str, query: dict[str, str]
+) -> tuple[Route, dict[str, str]] | None:
     """Match on the raw (still percent-encoded) path, then decode each label."""
     allowed = False
     for route in routes:
@@ -130,7 +135,7 @@ def parse_input(
 
 
 def error_status(service_model: ServiceModel, code: str, default: int) -> int:
-    """The HTTP status AWS uses for ``code`` in this service (ThrottlingException is 400 on iot, 429 on iot-jobs-data)."""
+    """The HTTP status AWS gives ``code`` in this service (ThrottlingException: 400 on iot, 429 on iot-jobs-data)."""
     try:
         shape = service_model.shape_for(code)
     except Exception:

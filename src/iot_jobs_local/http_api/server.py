@@ -83,8 +83,11 @@ class HttpApi:
             handler = service.handlers.get(route.name)
             if handler is None:
                 return self._error(
-                    service, request_id, "NotImplementedException",
-                    f"{route.name} is not implemented by iot-jobs-local", 501,
+                    service,
+                    request_id,
+                    "NotImplementedException",
+                    f"{route.name} is not implemented by iot-jobs-local",
+                    501,
                 )
             headers = {k.lower(): v for k, v in request.headers.items()}
             params = parse_input(route, labels, query, headers, body)
@@ -105,7 +108,12 @@ class HttpApi:
         )
 
     def _error(
-        self, service: ServiceApi, request_id: str, code: str, message: str, default: int,
+        self,
+        service: ServiceApi,
+        request_id: str,
+        code: str,
+        message: str,
+        default: int,
         extra: dict[str, Any] | None = None,
     ) -> web.Response:
         status = error_status(self._models[service.name], code, default)
@@ -116,4 +124,3 @@ class HttpApi:
             content_type="application/json",
             headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": code},
         )
-

@@ -35,9 +35,7 @@ def events_for_change(before: Sequence[Execution], after: Sequence[Execution]) -
     return membership_changed, head_before != head_after
 
 
-def start_next(
-    pending: Sequence[Execution], request: StartNextRequest, now: float
-) -> tuple[Execution | None, bool]:
+def start_next(pending: Sequence[Execution], request: StartNextRequest, now: float) -> tuple[Execution | None, bool]:
     """Return (the execution to report, whether it changed). ``pending`` is in ``pending_order``.
 
     An IN_PROGRESS head is returned unchanged: start-next never starts a second job.
@@ -69,14 +67,11 @@ def update(execution: Execution | None, request: UpdateRequest, now: float) -> E
         raise InvalidRequest(f"A device cannot set status {request.status.value}; allowed: {allowed}")
     if request.expected_version is not None and request.expected_version != execution.version_number:
         raise VersionMismatch(
-            f"expectedVersion {request.expected_version} does not match the current version "
-            f"{execution.version_number}",
+            f"expectedVersion {request.expected_version} does not match the current version {execution.version_number}",
             execution,
         )
     if execution.status.is_terminal:
-        raise InvalidStateTransition(
-            f"Job execution is already in terminal state {execution.status.value}", execution
-        )
+        raise InvalidStateTransition(f"Job execution is already in terminal state {execution.status.value}", execution)
     target = request.status
     if (
         execution.status is ExecutionStatus.QUEUED
@@ -98,9 +93,7 @@ def update(execution: Execution | None, request: UpdateRequest, now: float) -> E
         started_at=started_at,
         last_updated_at=now,
         version_number=execution.version_number + 1,
-        status_details=request.status_details
-        if request.status_details is not None
-        else execution.status_details,
+        status_details=request.status_details if request.status_details is not None else execution.status_details,
         step_timeout_minutes=step,
     )
 

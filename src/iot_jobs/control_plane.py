@@ -1,0 +1,92 @@
+"""The control plane through boto3's ``iot`` client. The only module that imports boto3.
+
+Returns boto3's response dicts untouched; every failure becomes an ``IotJobsError`` that keeps
+AWS's error code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from .errors import IotJobsError
+from .settings import Settings
+
+T = TypeVar("T")
+
+
+class ControlPlane:
+    def __init__(self, settings: Settings) -> None:
+        self._client = boto3.client(
+            "iot",
+            region_name=settings.region,
+            endpoint_url=settings.control_endpoint_url,
+            aws_access_key_id=settings.aws_access_key_id,
+            aws_secret_access_key=settings.aws_secret_access_key,
+            config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30),
+        )
+        self._thing_name = settings.thing_name
+        self._thing_arn: str | None = None
+
+    @property
+    def region(self) -> str:
+        return str(self._client.meta.region_name)
+
+    def _call(self, operation: str, fn: Callable[..., T], **kwargs: Any) -> T:
+        try:
+            return fn(**kwargs)
+        except botocore.exceptions.ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise IotJobsError(error.get("Message") or str(exc), error.get("Code"), operation) from exc
+        except botocore.exceptions.NoCredentialsError as exc:
+            raise IotJobsError(
+                "no AWS credentials found (configure the AWS CLI, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
+                "NoCredentials",
+                operation,
+            ) from exc
+        except botocore.exceptions.EndpointConnectionError as exc:
+            raise IotJobsError(
+                f"cannot reach {exc.kwargs.get('endpoint_url')}", "EndpointConnectionError", operation
+            ) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise IotJobsError(str(exc), type(exc).__name__, operation) from exc
+
+    def ensure_thing(self) -> tuple[str, bool]:
+        """Describe the thing and create it if missing. Returns (thing ARN, created)."""
+        try:
+            found = self._call("DescribeThing", self._client.describe_thing, thingName=self._thing_name)
+            self._thing_arn = str(found["thingArn"])
+            return self._thing_arn, False
+        except IotJobsError as exc:
+            if exc.code != "ResourceNotFoundException":
+                raise
+        created = self._call("CreateThing", self._client.create_thing, thingName=self._thing_name)
+        self._thing_arn = str(created["thingArn"])
+        return self._thing_arn, True
+
+    @property
+    def thing_arn(self) -> str:
+        if self._thing_arn is None:
+            self.ensure_thing()
+        assert self._thing_arn is not None
+        return self._thing_arn
+
+    def create_job(self, job_id: str, document: Any) -> dict[str, Any]:
+        return self._call(
+            "CreateJob",
+            self._client.create_job,
+            jobId=job_id,
+            targets=[self.thing_arn],
+            document=json.dumps(document, separators=(",", ":")),
+        )
+
+    def delete_job(self, job_id: str, force: bool = False) -> dict[str, Any]:
+        return self._call("DeleteJob", self._client.delete_job, jobId=job_id, force=force)
+
+    def describe_job(self, job_id: str) -> dict[str, Any]:
+        return self._call("DescribeJob", self._client.describe_job, jobId=job_id)

@@ -1,0 +1,80 @@
+"""One place that writes to the screen, from any thread, in a sensible order.
+
+A command's own lines come first; events that arrive while a command runs (for example the
+notify events a CreateJob triggers) are held and printed right after it, as in the seed's
+transcripts. Events that arrive while the prompt is idle print at once, above the prompt.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+
+class Printer:
+    def __init__(self, write: Callable[[str], None] | None = None) -> None:
+        self._write = write or self._stdout
+        self._lock = threading.RLock()
+        self._busy = 0
+        self._held: list[str] = []
+        self.last_event: str | None = None
+        self._last_event_at = time.monotonic()
+
+    @staticmethod
+    def _stdout(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def line(self, text: str) -> None:
+        """Output of the command being run (or a status line): printed now."""
+        with self._lock:
+            self._write(text)
+
+    def event(self, text: str) -> None:
+        with self._lock:
+            self.last_event = text
+            self._last_event_at = time.monotonic()
+            if self._busy:
+                self._held.append(text)
+            else:
+                self._write(text)
+
+    def command(self) -> _Running:
+        return _Running(self)
+
+    def _begin(self) -> None:
+        with self._lock:
+            self._busy += 1
+
+    def _end(self) -> None:
+        with self._lock:
+            self._busy -= 1
+            if not self._busy:
+                held, self._held = self._held, []
+                for text in held:
+                    self._write(text)
+
+    def wait_quiet(self, quiet: float = 0.3, limit: float = 2.0) -> None:
+        """Before a scripted session ends: give events still in flight a moment to arrive.
+
+        Returns once no event has arrived for ``quiet`` seconds, or after ``limit`` seconds.
+        """
+        end = time.monotonic() + limit
+        while (now := time.monotonic()) < end:
+            remaining = self._last_event_at + quiet - now
+            if remaining <= 0:
+                return
+            time.sleep(min(remaining, end - now))
+
+
+class _Running:
+    def __init__(self, printer: Printer) -> None:
+        self._printer = printer
+
+    def __enter__(self) -> None:
+        self._printer._begin()
+
+    def __exit__(self, *_exc: object) -> None:
+        self._printer._end()

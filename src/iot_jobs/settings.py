@@ -1,0 +1,43 @@
+"""Everything the console needs to connect, as one frozen value built by ``cli``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+_REGION_IN_ENDPOINT = re.compile(r"\.iot\.([a-z]{2}(?:-[a-z]+)+-\d)\.amazonaws\.com(?:\.cn)?$")
+
+
+def region_from_endpoint(endpoint: str | None) -> str | None:
+    """``abc123-ats.iot.eu-west-1.amazonaws.com`` -> ``eu-west-1``."""
+    if not endpoint:
+        return None
+    found = _REGION_IN_ENDPOINT.search(endpoint)
+    return found.group(1) if found else None
+
+
+@dataclass(frozen=True)
+class Settings:
+    endpoint: str
+    port: int
+    cert: Path
+    key: Path
+    thing_name: str
+    client_id: str
+    ca_file: Path | None = None
+    region: str | None = None
+    #: Control-plane endpoint URL; None means boto3's own resolution (AWS_ENDPOINT_URL_IOT, ...).
+    control_endpoint_url: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    operation_timeout: int = 10
+    connect_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class LocalRequest:
+    """``--local``: use (or start) iot-jobs-local on this state directory."""
+
+    state_dir: Path | None
+    thing_name: str | None
