@@ -1,7 +1,7 @@
-"""``iot-jobs``: flags and environment into one ``Settings``, then the session.
+"""``iot-jobs``: flags, environment and config file into one ``Settings``, then the session.
 
-Every flag has an environment variable (``IOT_JOBS_<FLAG>``). With neither ``--endpoint`` nor
-``--cert`` the console runs against iot-jobs-local (``--local``), the embedded default.
+Precedence: flag > ``IOT_JOBS_<FLAG>`` environment variable > config file > default. With neither
+``--endpoint`` nor ``--cert`` the console runs against iot-jobs-local (``--local``).
 """
 
 from __future__ import annotations
@@ -15,72 +15,90 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from . import config
 from .errors import IotJobsError
 from .settings import LocalRequest, Settings, region_from_endpoint
 
+VERBOSITY = ("none", "fatal", "error", "warn", "info", "debug", "trace")
 
-def _env(name: str) -> str | None:
-    return os.environ.get(f"IOT_JOBS_{name}") or None
+#: (flags, dest, help, type); every one is also IOT_JOBS_<DEST> and a config-file key.
+_OPTIONS: list[tuple[tuple[str, ...], str, str, type]] = [
+    (("--endpoint", "-e"), "endpoint", "AWS IoT data endpoint (xxx-ats.iot.<region>.amazonaws.com)", str),
+    (("--cert", "-c"), "cert", "device certificate file (PEM)", str),
+    (("--key", "-k"), "key", "device private key file (PEM)", str),
+    (("--thing_name", "--thing", "-t"), "thing_name", "thing name; created if it does not exist", str),
+    (("--client_id", "-C"), "client_id", "MQTT client id (default test-<uuid>)", str),
+    (("--port",), "port", "MQTT port (default 8883)", int),
+    (("--ca_file",), "ca_file", "CA that signed the broker's certificate (default: system trust store)", str),
+    (("--region", "-r"), "region", "control-plane region (default: from the endpoint, else the boto3 chain)", str),
+    (("--proxy_host",), "proxy_host", "HTTP proxy host for the MQTT connection", str),
+    (("--proxy_port",), "proxy_port", "HTTP proxy port (default 8080)", int),
+    (("--state-dir",), "state_dir", "iot-jobs-local state directory (default ~/.local/state/iot-jobs-local)", str),
+    (("--timeout",), "timeout", "seconds to wait for a data-plane response (default 10)", int),
+    (("--output",), "output", "json (the seed's one-line JSON, default) or pretty (indented, coloured)", str),
+    (
+        ("--verbosity",),
+        "verbosity",
+        f"awscrt log level: {', '.join(VERBOSITY)} (default none); debug also shows tracebacks",
+        str,
+    ),
+]
+_DEFAULTS: dict[str, object] = {
+    "port": 8883,
+    "proxy_port": 8080,
+    "timeout": 10,
+    "output": "json",
+    "verbosity": "none",
+    "local": False,
+}
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(defaults: dict[str, object]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="iot-jobs",
-        description="Interactive AWS IoT Jobs console: control plane through boto3, device data plane "
-        "through the AWS IoT Device SDK v2 over MQTT5. Without --endpoint it runs against iot-jobs-local.",
+        description="Interactive AWS IoT Jobs console: control plane through boto3, device data plane through "
+        "the AWS IoT Device SDK v2 over MQTT5. Without --endpoint/--cert it runs against iot-jobs-local.",
+        epilog="Every option can also be set as IOT_JOBS_<NAME> (e.g. IOT_JOBS_THING_NAME) or in "
+        f"{config.default_path()} under [{config.SECTION}].",
     )
-    p.add_argument(
-        "--endpoint",
-        "-e",
-        default=_env("ENDPOINT"),
-        help="AWS IoT data endpoint (xxx-ats.iot.<region>.amazonaws.com) [IOT_JOBS_ENDPOINT]",
-    )
-    p.add_argument("--cert", "-c", default=_env("CERT"), help="device certificate file (PEM) [IOT_JOBS_CERT]")
-    p.add_argument("--key", "-k", default=_env("KEY"), help="device private key file (PEM) [IOT_JOBS_KEY]")
-    p.add_argument(
-        "--thing_name",
-        "--thing",
-        "-t",
-        dest="thing_name",
-        default=_env("THING_NAME"),
-        help="thing name; created if it does not exist [IOT_JOBS_THING_NAME]",
-    )
-    p.add_argument(
-        "--client_id", "-C", default=_env("CLIENT_ID"), help="MQTT client id (default test-<uuid>) [IOT_JOBS_CLIENT_ID]"
-    )
-    p.add_argument(
-        "--port", type=int, default=int(_env("PORT") or 8883), help="MQTT port (default 8883) [IOT_JOBS_PORT]"
-    )
-    p.add_argument(
-        "--ca_file",
-        default=_env("CA_FILE"),
-        help="CA to trust for the broker (default: the system store) [IOT_JOBS_CA_FILE]",
-    )
-    p.add_argument(
-        "--region",
-        "-r",
-        default=_env("REGION"),
-        help="control-plane region (default: from the endpoint, else the boto3 chain) [IOT_JOBS_REGION]",
-    )
+    for flags, dest, text, kind in _OPTIONS:
+        p.add_argument(
+            *flags, dest=dest, type=kind, default=defaults.get(dest), help=f"{text} [IOT_JOBS_{dest.upper()}]"
+        )
     p.add_argument(
         "--local",
         action="store_true",
-        default=bool(_env("LOCAL")),
-        help="use iot-jobs-local (start one for the session if none runs) [IOT_JOBS_LOCAL=1]",
+        default=defaults.get("local"),
+        help="use iot-jobs-local, starting one for the session if none runs [IOT_JOBS_LOCAL=1]",
     )
-    p.add_argument(
-        "--state-dir",
-        type=Path,
-        default=None,
-        help="iot-jobs-local state directory (default: $IOT_JOBS_LOCAL_STATE_DIR or ~/.local/state/iot-jobs-local)",
-    )
-    p.add_argument(
-        "--timeout",
-        type=int,
-        default=int(_env("TIMEOUT") or 10),
-        help="seconds to wait for a data-plane response (default 10) [IOT_JOBS_TIMEOUT]",
-    )
+    p.add_argument("--config", type=Path, default=None, help="config file (default: see below)")
     return p
+
+
+def _defaults(argv: list[str]) -> dict[str, object]:
+    """Defaults, then the config file, then the environment."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", type=Path, default=None)
+    known, _ = pre.parse_known_args(argv)
+    kinds = {dest: kind for _flags, dest, _text, kind in _OPTIONS}
+    values: dict[str, object] = dict(_DEFAULTS)
+    raw = config.load(known.config, set(kinds) | {"local"})
+    raw.update(
+        {
+            dest: os.environ[f"IOT_JOBS_{dest.upper()}"]
+            for dest in [*kinds, "local"]
+            if os.environ.get(f"IOT_JOBS_{dest.upper()}")
+        }
+    )
+    for dest, text in raw.items():
+        if dest == "local":
+            values[dest] = text.lower() in ("1", "true", "yes", "on")
+            continue
+        try:
+            values[dest] = kinds[dest](text)
+        except ValueError:
+            raise IotJobsError(f"{dest} must be {kinds[dest].__name__}, got {text!r}", "Usage") from None
+    return values
 
 
 def _aws_settings(args: argparse.Namespace) -> Settings:
@@ -106,6 +124,8 @@ def _aws_settings(args: argparse.Namespace) -> Settings:
         client_id=args.client_id or f"test-{uuid.uuid4()}",
         region=args.region or region_from_endpoint(args.endpoint),
         operation_timeout=args.timeout,
+        proxy_host=args.proxy_host,
+        proxy_port=args.proxy_port,
     )
 
 
@@ -117,7 +137,7 @@ def resolve(args: argparse.Namespace) -> Iterator[Settings]:
         return
     from . import local  # only local mode needs the local service's package
 
-    request = LocalRequest(args.state_dir, args.thing_name)
+    request = LocalRequest(Path(args.state_dir) if args.state_dir else None, args.thing_name)
     with local.local_service(request.state_dir) as (state, info):
         thing = request.thing_name or local.DEFAULT_THING
         cert, key = local.device_files(state, info, thing)
@@ -146,17 +166,30 @@ def _state_home() -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = parser(_defaults(argv)).parse_args(argv)
+        if args.output not in ("json", "pretty"):
+            raise IotJobsError(f"--output must be json or pretty, got {args.output!r}", "Usage")
+        if args.verbosity.lower() not in VERBOSITY:
+            raise IotJobsError(f"--verbosity must be one of {', '.join(VERBOSITY)}", "Usage")
+    except IotJobsError as exc:
+        print(f"iot-jobs: {exc.message}", file=sys.stderr)
+        return 2
     home = _state_home()
+    debug = args.verbosity.lower() in ("debug", "trace")
     logging.basicConfig(
-        filename=home / "iot-jobs.log", level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        filename=home / "iot-jobs.log",
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from .session import run  # imports the SDKs; kept out of --help's path
+    from .session import Presentation, run  # imports the SDKs; kept out of --help's path
 
+    presentation = Presentation(pretty=args.output == "pretty", verbosity=args.verbosity.lower())
     try:
         with ExitStack() as stack:
             settings = stack.enter_context(resolve(args))
-            return run(settings, interactive=sys.stdin.isatty(), history_path=home / "history")
+            return run(settings, presentation, interactive=sys.stdin.isatty(), history_path=home / "history")
     except IotJobsError as exc:
         print(f"iot-jobs: {exc.line()}", file=sys.stderr)
         return 1

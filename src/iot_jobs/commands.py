@@ -1,17 +1,24 @@
-"""The command table: name, usage, help, example and handler; help and completion read it too."""
+"""The command table: name, arguments, options, help and handler. Help and completion read it too."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from . import render
+from .arguments import Arg, Option, Parsed, parse
 from .errors import IotJobsError, UsageError
+from .formatting import Formatter
+from .state import ConsoleState
 
 #: Statuses a device may set (AWS IoT device API); the others are the service's to set.
 DEVICE_STATUSES = ("IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED")
+#: Every job execution status, for filters.
+EXECUTION_STATUSES = ("QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED", "REMOVED", "CANCELED")
+JOB_STATUSES = ("IN_PROGRESS", "CANCELED", "COMPLETED", "DELETION_IN_PROGRESS", "SCHEDULED")
 
 
 class Quit(Exception):
@@ -28,6 +35,12 @@ class DataPlaneApi(Protocol):
 class ControlPlaneApi(Protocol):
     def create_job(self, job_id: str, document: Any) -> dict[str, Any]: ...
     def delete_job(self, job_id: str, force: bool = False) -> dict[str, Any]: ...
+    def describe_job(self, job_id: str) -> dict[str, Any]: ...
+    def list_jobs(self, status: str | None = None) -> dict[str, Any]: ...
+    def cancel_job(
+        self, job_id: str, force: bool = False, comment: str | None = None, reason_code: str | None = None
+    ) -> dict[str, Any]: ...
+    def list_executions(self, job_id: str, status: str | None = None) -> dict[str, Any]: ...
 
 
 class Output(Protocol):
@@ -40,31 +53,48 @@ class Context:
     control: ControlPlaneApi
     out: Output
     table: dict[str, Command]
-    #: Job ids this session has seen (created, or named in a response or event); for completion.
-    known_jobs: set[str]
+    state: ConsoleState
+    fmt: Formatter
 
 
-Handler = Callable[[Context, list[str], str], None]
+Handler = Callable[[Context, Parsed], None]
 
 
 @dataclass(frozen=True)
 class Command:
     name: str
-    usage: str
     summary: str
     example: str
     handler: Handler
-    min_args: int = 0
-    max_args: int | None = 0
+    args: tuple[Arg, ...] = ()
+    options: tuple[Option, ...] = ()
+    #: The last argument is the rest of the line, verbatim (a JSON document with spaces).
+    raw_tail: bool = False
+
+    @property
+    def usage(self) -> str:
+        parts = [self.name]
+        for arg in self.args:
+            parts.append(f"[{_arg_text(arg)}]" if arg.optional else f"<{_arg_text(arg)}>")
+        for option in self.options:
+            text = option.flag if option.value is None else f"{option.flag} {option.value}"
+            parts.append(f"[{text}]")
+        return " ".join(parts)
 
 
-def _args(rest: str) -> list[str]:
-    return rest.split()
+def _arg_text(arg: Arg) -> str:
+    return " | ".join(DEVICE_STATUSES) if arg.kind == "status" else arg.name
 
 
-def parse_document(text: str) -> Any:
-    if not text:
-        raise UsageError("a job document (JSON) is required")
+def load_document(source: str) -> Any:
+    """A job document from the line (JSON) or from a file (``@path``)."""
+    text = source
+    if source.startswith("@"):
+        path = Path(source[1:]).expanduser()
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise UsageError(f"cannot read the job document {path}: {exc.strerror}") from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -74,80 +104,189 @@ def parse_document(text: str) -> Any:
     return document
 
 
-def _print(ctx: Context, operation: str, payload: Any) -> None:
-    ctx.out.line(render.response_line(operation, payload))
-
-
-def _create_job(ctx: Context, args: list[str], rest: str) -> None:
-    job_id = args[0]
-    document = parse_document(rest.strip()[len(job_id) :].strip())
-    ctx.known_jobs.add(job_id)
-    _print(ctx, "CreateJob", render.boto3_response(ctx.control.create_job(job_id, document)))
-
-
-def _delete_job(ctx: Context, args: list[str], _rest: str) -> None:
-    _print(ctx, "DeleteJob", render.boto3_response(ctx.control.delete_job(args[0])))
-
-
-def _get_pending(ctx: Context, _args: list[str], _rest: str) -> None:
-    _print(ctx, "GetPendingJobExecutions", render.to_wire(ctx.data.get_pending()))
-
-
-def _start_next(ctx: Context, _args: list[str], _rest: str) -> None:
-    _print(ctx, "StartNextPendingJobExecution", render.to_wire(ctx.data.start_next()))
-
-
-def _describe(ctx: Context, args: list[str], _rest: str) -> None:
-    _print(ctx, "DescribeJobExecution", render.to_wire(ctx.data.describe(args[0])))
-
-
-def _update(ctx: Context, args: list[str], _rest: str) -> None:
-    job_id, status = args[0], args[1].upper()
+def _status(value: str) -> str:
+    status = value.upper()
     if status not in DEVICE_STATUSES:
-        raise UsageError(f"a device cannot set status {args[1]!r}; use one of {', '.join(DEVICE_STATUSES)}")
-    _print(ctx, "UpdateJobExecution", render.to_wire(ctx.data.update(job_id, status)))
+        raise UsageError(f"a device cannot set status {value!r}; use one of {', '.join(DEVICE_STATUSES)}")
+    return status
 
 
-def _help(ctx: Context, args: list[str], _rest: str) -> None:
-    if args:
-        command = ctx.table.get(args[0].lower())
+def _filter(value: str | None, allowed: tuple[str, ...], what: str) -> str | None:
+    if value is None:
+        return None
+    if value.upper() not in allowed:
+        raise UsageError(f"{what} must be one of {', '.join(allowed)}")
+    return value.upper()
+
+
+def _show(ctx: Context, operation: str, payload: Any) -> None:
+    ctx.out.line(ctx.fmt.response(operation, payload))
+
+
+def _show_boto(ctx: Context, operation: str, response: dict[str, Any]) -> None:
+    _show(ctx, operation, render.boto3_response(response))
+
+
+# control plane -------------------------------------------------------------------------------------
+def _create_job(ctx: Context, p: Parsed) -> None:
+    job_id = p.args[0]
+    if len(p.args) < 2:
+        raise UsageError("a job document (JSON, or @file) is required")
+    document = load_document(p.args[1])
+    response = ctx.control.create_job(job_id, document)
+    ctx.state.remember_jobs([job_id])
+    _show_boto(ctx, "CreateJob", response)
+
+
+def _delete_job(ctx: Context, p: Parsed) -> None:
+    _show_boto(ctx, "DeleteJob", ctx.control.delete_job(p.args[0], bool(p.get("--force"))))
+
+
+def _describe_job(ctx: Context, p: Parsed) -> None:
+    _show_boto(ctx, "DescribeJob", ctx.control.describe_job(p.args[0]))
+
+
+def _list_jobs(ctx: Context, p: Parsed) -> None:
+    response = ctx.control.list_jobs(_filter(p.get("--status"), JOB_STATUSES, "--status"))
+    ctx.state.remember_jobs(j.get("jobId", "") for j in response.get("jobs", []))
+    _show_boto(ctx, "ListJobs", response)
+
+
+def _cancel_job(ctx: Context, p: Parsed) -> None:
+    response = ctx.control.cancel_job(p.args[0], bool(p.get("--force")), p.get("--comment"), p.get("--reason-code"))
+    _show_boto(ctx, "CancelJob", response)
+
+
+def _list_executions(ctx: Context, p: Parsed) -> None:
+    status = _filter(p.get("--status"), EXECUTION_STATUSES, "--status")
+    _show_boto(ctx, "ListJobExecutionsForJob", ctx.control.list_executions(p.args[0], status))
+
+
+# data plane ----------------------------------------------------------------------------------------
+def _get_pending(ctx: Context, _p: Parsed) -> None:
+    wire = render.to_wire(ctx.data.get_pending())
+    ctx.state.observe_pending(wire)
+    _show(ctx, "GetPendingJobExecutions", wire)
+
+
+def _execution_seen(ctx: Context, wire: dict[str, Any]) -> None:
+    if wire.get("execution"):
+        ctx.state.remember_jobs([wire["execution"].get("jobId", "")])
+
+
+def _start_next(ctx: Context, p: Parsed) -> None:
+    wire = render.to_wire(ctx.data.start_next(p.get("--details"), p.get("--step-timeout")))
+    _execution_seen(ctx, wire)
+    _show(ctx, "StartNextPendingJobExecution", wire)
+
+
+def _describe(ctx: Context, p: Parsed) -> None:
+    wire = render.to_wire(
+        ctx.data.describe(p.args[0], p.get("--execution-number"), include_document=not p.get("--no-document"))
+    )
+    _execution_seen(ctx, wire)
+    _show(ctx, "DescribeJobExecution", wire)
+
+
+def _update(ctx: Context, p: Parsed) -> None:
+    job_id, status = p.args[0], _status(p.args[1])
+    options: dict[str, Any] = {}
+    for flag, name in (
+        ("--details", "status_details"),
+        ("--expected-version", "expected_version"),
+        ("--step-timeout", "step_timeout_in_minutes"),
+        ("--execution-number", "execution_number"),
+    ):
+        if p.get(flag) is not None:
+            options[name] = p.get(flag)
+    if p.get("--include-state"):
+        options["include_job_execution_state"] = True
+    if p.get("--include-document"):
+        options["include_job_document"] = True
+    _show(ctx, "UpdateJobExecution", render.to_wire(ctx.data.update(job_id, status, **options)))
+
+
+# misc ----------------------------------------------------------------------------------------------
+def _help(ctx: Context, p: Parsed) -> None:
+    if p.args:
+        command = ctx.table.get(p.args[0].lower())
         if command is None:
-            raise UsageError(f"no command named {args[0]!r}")
-        ctx.out.line(f"usage: {command.usage}\n  {command.summary}\n  example: {command.example}")
+            raise UsageError(f"no command named {p.args[0]!r}")
+        lines = [f"usage: {command.usage}", f"  {command.summary}"]
+        lines += [f"  {o.flag}{' ' + o.value if o.value else ''}: {o.help}" for o in command.options]
+        lines.append(f"  example: {command.example}")
+        ctx.out.line("\n".join(lines))
         return
-    width = max(len(c.usage) for c in ctx.table.values())
-    ctx.out.line("Commands:")
-    for command in ctx.table.values():
-        ctx.out.line(f"  {command.usage.ljust(width)}  {command.summary}")
-    ctx.out.line("Type 'help <command>' for an example.")
+    width = max(len(c.name) for c in ctx.table.values())
+    lines = ["Commands:"]
+    lines += [f"  {c.name.ljust(width)}  {c.summary}" for c in ctx.table.values()]
+    lines.append("Type 'help <command>' for its arguments, options and an example.")
+    ctx.out.line("\n".join(lines))
 
 
-def _quit(_ctx: Context, _args: list[str], _rest: str) -> None:
+def _quit(_ctx: Context, _p: Parsed) -> None:
     raise Quit
+
+
+_DETAILS = Option("--details", "status details to record, as key=value pairs", "KEY=VALUE...", "pairs")
+_STEP = Option("--step-timeout", "step timeout in minutes (-1 cancels the current one on update)", "MIN", "int")
+_JOB = Arg("jobId", "job")
 
 
 def build_table() -> dict[str, Command]:
     commands = [
         Command(
             "create-job",
-            "create-job <jobId> <document-json>",
-            "create a job targeting this thing (control plane)",
+            "create a job targeting this thing (control plane); @file reads the document",
             'create-job Job1 {"ToDo":"Reboot"}',
             _create_job,
-            1,
-            None,
+            (_JOB, Arg("document-json", "document")),
+            raw_tail=True,
         ),
         Command(
             "delete-job",
-            "delete-job <jobId>",
-            "delete a job whose executions are all finished (control plane)",
+            "delete a job (AWS requires it COMPLETED or CANCELED unless --force)",
             "delete-job Job1",
             _delete_job,
-            1,
-            1,
+            (_JOB,),
+            (Option("--force", "delete even with executions running"),),
         ),
         Command(
-            "get-pending-job-executions",
+            "describe-job",
+            "show a job, with its per-status execution counts (control plane)",
+            "describe-job Job1",
+            _describe_job,
+            (_JOB,),
+        ),
+        Command(
+            "list-jobs",
+            "list the account's jobs (control plane)",
+            "list-jobs --status IN_PROGRESS",
+            _list_jobs,
+            (),
+            (Option("--status", "only jobs in this status", "STATUS", "job-status"),),
+        ),
+        Command(
+            "cancel-job",
+            "cancel a job: its QUEUED executions (and IN_PROGRESS ones with --force)",
+            "cancel-job Job1 --comment 'wrong image'",
+            _cancel_job,
+            (_JOB,),
+            (
+                Option("--force", "also cancel IN_PROGRESS executions"),
+                Option("--comment", "why the job is canceled", "TEXT"),
+                Option("--reason-code", "a code for the reason (upper case, digits, _)", "CODE"),
+            ),
+        ),
+        Command(
+            "list-executions",
+            "list a job's executions on every thing (control plane)",
+            "list-executions Job1",
+            _list_executions,
+            (_JOB,),
+            (Option("--status", "only executions in this status", "STATUS", "execution-status"),),
+        ),
+        Command(
             "get-pending-job-executions",
             "list this thing's IN_PROGRESS and QUEUED executions",
             "get-pending-job-executions",
@@ -155,33 +294,46 @@ def build_table() -> dict[str, Command]:
         ),
         Command(
             "start-next-pending-job-execution",
-            "start-next-pending-job-execution",
             "move the next QUEUED execution to IN_PROGRESS and return it",
-            "start-next-pending-job-execution",
+            "start-next-pending-job-execution --details step=download --step-timeout 5",
             _start_next,
+            (),
+            (_DETAILS, _STEP),
         ),
         Command(
             "describe-job-execution",
-            "describe-job-execution <jobId>",
-            "show this thing's execution of a job ($next for the next pending one)",
+            "show this thing's execution of a job ($next: the next pending one)",
             "describe-job-execution Job1",
             _describe,
-            1,
-            1,
+            (Arg("jobId|$next", "job"),),
+            (
+                Option("--execution-number", "a particular execution (default: the latest)", "N", "int"),
+                Option("--no-document", "leave the job document out"),
+            ),
         ),
         Command(
             "update-job-execution",
-            f"update-job-execution <jobId> <{' | '.join(DEVICE_STATUSES)}>",
             "set the status of this thing's execution of a job",
-            "update-job-execution Job1 SUCCEEDED",
+            "update-job-execution Job1 IN_PROGRESS --details progress=50% --expected-version 2",
             _update,
-            2,
-            2,
+            (_JOB, Arg("status", "status")),
+            (
+                _DETAILS,
+                Option("--expected-version", "reject unless the execution is at this version", "N", "int"),
+                _STEP,
+                Option("--execution-number", "the execution to update (default: the latest)", "N", "int"),
+                Option("--include-state", "return the execution's new state"),
+                Option("--include-document", "return the job document"),
+            ),
         ),
         Command(
-            "help", "help [command]", "list the commands, or show one command's usage", "help create-job", _help, 0, 1
+            "help",
+            "list the commands, or show one command's usage",
+            "help update-job-execution",
+            _help,
+            (Arg("command", "command", optional=True),),
         ),
-        Command("quit", "quit", "leave the console (Ctrl-D does the same)", "quit", _quit),
+        Command("quit", "leave the console (Ctrl-D does the same)", "quit", _quit),
     ]
     return {c.name: c for c in commands}
 
@@ -195,24 +347,11 @@ def execute(ctx: Context, line: str) -> None:
     command = ctx.table.get(name.lower())
     if command is None:
         raise UsageError(f"unknown command {name!r}; type 'help' for the list of commands")
-    args = _args(rest)
-    too_many = command.max_args is not None and len(args) > command.max_args
-    if len(args) < command.min_args or too_many:
-        raise UsageError(f"{command.name} takes {_count(command)}; usage: {command.usage}")
     try:
-        command.handler(ctx, args, rest)
+        parsed = parse(command.args, command.options, rest, command.raw_tail)
+        command.handler(ctx, parsed)
     except UsageError as exc:
-        if "usage:" not in exc.message:
-            exc.message += f"; usage: {command.usage}"
-        raise
-
-
-def _count(command: Command) -> str:
-    if command.max_args is None:
-        return f"at least {command.min_args} argument(s)"
-    if command.min_args == command.max_args:
-        return "no arguments" if command.max_args == 0 else f"{command.max_args} argument(s)"
-    return f"{command.min_args} to {command.max_args} arguments"
+        raise UsageError(f"{command.name}: {exc.message}; usage: {command.usage}") from None
 
 
 def error_line(exc: IotJobsError) -> str:

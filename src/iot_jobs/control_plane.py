@@ -90,3 +90,23 @@ class ControlPlane:
 
     def describe_job(self, job_id: str) -> dict[str, Any]:
         return self._call("DescribeJob", self._client.describe_job, jobId=job_id)
+
+    def list_jobs(self, status: str | None = None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"status": status} if status else {}
+        return self._call("ListJobs", self._client.list_jobs, **kwargs)
+
+    def cancel_job(
+        self, job_id: str, force: bool = False, comment: str | None = None, reason_code: str | None = None
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"jobId": job_id, "force": force}
+        if comment is not None:
+            kwargs["comment"] = comment
+        if reason_code is not None:
+            kwargs["reasonCode"] = reason_code
+        return self._call("CancelJob", self._client.cancel_job, **kwargs)
+
+    def list_executions(self, job_id: str, status: str | None = None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"jobId": job_id}
+        if status:
+            kwargs["status"] = status
+        return self._call("ListJobExecutionsForJob", self._client.list_job_executions_for_job, **kwargs)

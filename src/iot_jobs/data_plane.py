@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any
 
 import awsiot
-from awscrt import mqtt5, mqtt_request_response
+from awscrt import http, mqtt5, mqtt_request_response
 from awsiot import iotjobs, mqtt5_client_builder
 
 from .errors import IotJobsError
@@ -41,6 +41,8 @@ def preflight(settings: Settings) -> None:
         context.load_cert_chain(str(settings.cert), str(settings.key))
     except (ssl.SSLError, ValueError) as exc:
         raise IotJobsError(f"cannot use --cert/--key: {exc}", "InvalidCertificate", "Connect") from exc
+    if settings.proxy_host:
+        return  # the TCP and TLS checks would go around the proxy
     if settings.port == 443:
         context.set_alpn_protocols(["x-amzn-mqtt-ca"])
     where = f"{settings.endpoint}:{settings.port}"
@@ -78,15 +80,23 @@ def _crt_error_name(exc: BaseException | None) -> str:
 class DataPlane:
     """An MQTT5 connection, an ``IotJobsClientV2`` and its two event streams."""
 
-    def __init__(self, settings: Settings, on_event: EventSink, on_status: StatusSink) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        on_event: EventSink,
+        on_status: StatusSink,
+        on_state: Callable[[str], None] | None = None,
+    ) -> None:
         self._settings = settings
         self._on_event = on_event
         self._on_status = on_status
+        self._on_state = on_state or (lambda _state: None)
         self._connected = threading.Event()
         self._first: Future[None] = Future()
         self._ever_connected = False
         self._streams: list[Any] = []
         self.connection_state = "connecting"
+        proxy = http.HttpProxyOptions(settings.proxy_host, settings.proxy_port) if settings.proxy_host else None
         self._client = mqtt5_client_builder.mtls_from_path(
             endpoint=settings.endpoint,
             port=settings.port,
@@ -101,6 +111,7 @@ class DataPlane:
             on_lifecycle_connection_success=self._connection_success,
             on_lifecycle_connection_failure=self._connection_failure,
             on_lifecycle_disconnection=self._disconnection,
+            http_proxy_options=proxy,
         )
         self.jobs = iotjobs.IotJobsClientV2(
             self._client,
@@ -112,8 +123,12 @@ class DataPlane:
         )
 
     # lifecycle ---------------------------------------------------------------------------------
+    def _set_state(self, state: str) -> None:
+        self.connection_state = state
+        self._on_state(state)
+
     def _connection_success(self, _data: mqtt5.LifecycleConnectSuccessData) -> None:
-        self.connection_state = "connected"
+        self._set_state("connected")
         self._connected.set()
         if not self._first.done():
             self._first.set_result(None)
@@ -130,7 +145,7 @@ class DataPlane:
 
     def _disconnection(self, data: mqtt5.LifecycleDisconnectData) -> None:
         if self.connection_state == "connected":
-            self.connection_state = "reconnecting"
+            self._set_state("reconnecting")
             self._connected.clear()
             self._on_status(f"Disconnected from the broker ({_crt_error_name(data.exception)}); reconnecting...")
 
@@ -158,7 +173,7 @@ class DataPlane:
 
     def close(self) -> None:
         """Stop the client; the streams end with it (they have no close of their own)."""
-        self.connection_state = "stopped"
+        self._set_state("stopped")
         self._streams.clear()
         self._client.stop()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,31 +11,63 @@ from . import render
 from .commands import Context, build_table
 from .control_plane import ControlPlane
 from .data_plane import DataPlane, preflight
+from .formatting import Formatter, colour_allowed
 from .output import Printer
 from .repl import run_interactive, run_lines
 from .settings import Settings
+from .state import ConsoleState
 
 
-def run(settings: Settings, interactive: bool, history_path: Path | None) -> int:
+@dataclass(frozen=True)
+class Presentation:
+    pretty: bool = False
+    verbosity: str = "none"
+
+
+def _crt_logging(verbosity: str) -> None:
+    if verbosity == "none":
+        return
+    from awscrt import io
+
+    level = {
+        "fatal": io.LogLevel.Fatal,
+        "error": io.LogLevel.Error,
+        "warn": io.LogLevel.Warn,
+        "info": io.LogLevel.Info,
+        "debug": io.LogLevel.Debug,
+        "trace": io.LogLevel.Trace,
+    }[verbosity]
+    io.init_logging(level, "stderr")
+
+
+def run(settings: Settings, presentation: Presentation, interactive: bool, history_path: Path | None) -> int:
+    _crt_logging(presentation.verbosity)
+    debug = presentation.verbosity in ("debug", "trace")
+    fmt = Formatter(pretty=presentation.pretty and sys.stdout.isatty(), colour=colour_allowed(sys.stdout.isatty()))
     printer = Printer()
+    state = ConsoleState(settings.thing_name, f"{settings.endpoint}:{settings.port}")
     control = ControlPlane(settings)
     _arn, created = control.ensure_thing()
     if created:
-        printer.line(f"Thing {settings.thing_name} did not exist; created it.")
+        printer.line(fmt.status(f"Thing {settings.thing_name} did not exist; created it."))
     preflight(settings)
-    known_jobs: set[str] = set()
 
     def on_event(name: str, event: Any) -> None:
-        printer.event(render.event_line(name, event))
+        wire = render.to_wire(event)
+        state.observe_event(name, wire)
+        printer.event(fmt.event(name, wire))
 
-    with DataPlane(settings, on_event, printer.line) as data:
-        ctx = Context(data=data, control=control, out=printer, table=build_table(), known_jobs=known_jobs)
+    def on_state(connection: str) -> None:
+        state.connection = connection
+
+    with DataPlane(settings, on_event, lambda text: printer.line(fmt.status(text)), on_state) as data:
+        ctx = Context(data=data, control=control, out=printer, table=build_table(), state=state, fmt=fmt)
         if interactive:
             printer.line(
                 f"Connected to {settings.endpoint}:{settings.port} as thing {settings.thing_name}. "
-                "Type 'help' for commands, Ctrl-D to quit."
+                "Type 'help' for commands, Tab to complete, Ctrl-D to quit."
             )
-            return run_interactive(ctx, printer, history_path)
-        code = run_lines(ctx, printer, sys.stdin)
+            return run_interactive(ctx, printer, history_path, debug)
+        code = run_lines(ctx, printer, sys.stdin, debug)
         printer.wait_quiet()
         return code

@@ -33,6 +33,8 @@ class Settings:
     aws_secret_access_key: str | None = None
     operation_timeout: int = 10
     connect_timeout: float = 10.0
+    proxy_host: str | None = None
+    proxy_port: int = 8080
 
 
 @dataclass(frozen=True)
