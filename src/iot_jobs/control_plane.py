@@ -7,8 +7,8 @@ AWS's error code.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import boto3
 import botocore.exceptions
@@ -16,8 +16,6 @@ from botocore.config import Config
 
 from .errors import IotJobsError
 from .settings import Settings
-
-T = TypeVar("T")
 
 
 class ControlPlane:
@@ -37,9 +35,9 @@ class ControlPlane:
     def region(self) -> str:
         return str(self._client.meta.region_name)
 
-    def _call(self, operation: str, fn: Callable[..., T], **kwargs: Any) -> T:
+    def _call(self, operation: str, fn: Callable[..., Mapping[str, object]], **kwargs: Any) -> dict[str, Any]:
         try:
-            return fn(**kwargs)
+            return dict(fn(**kwargs))
         except botocore.exceptions.ClientError as exc:
             error = exc.response.get("Error", {})
             raise IotJobsError(error.get("Message") or str(exc), error.get("Code"), operation) from exc

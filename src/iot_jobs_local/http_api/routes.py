@@ -48,7 +48,7 @@ def _compile(uri: str) -> tuple[re.Pattern[str], dict[str, str]]:
                 regex += f"(?P<{label}>[^/]+)"
         else:
             regex += re.escape(piece)
-    return re.compile(f"^{regex}$"), static_query
+    return re.compile(f"^{regex}\\Z"), static_query
 
 
 def load_routes(service: str) -> list[Route]:

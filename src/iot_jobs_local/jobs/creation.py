@@ -15,7 +15,7 @@ from .requests import JOB_ID_RE, THING_NAME_RE
 MAX_DOCUMENT_BYTES = 32768
 MAX_DESCRIPTION = 2028
 MAX_TARGETS = 100
-_TARGET_RE = re.compile(r"^arn:aws[a-z-]*:iot:([a-z0-9-]+):(\d{12}):(thing|thinggroup)/([a-zA-Z0-9:_-]{1,128})$")
+_TARGET_RE = re.compile(r"^arn:aws[a-z-]*:iot:([a-z0-9-]+):(\d{12}):(thing|thinggroup)/([a-zA-Z0-9:_-]{1,128})\Z")
 
 
 @dataclass(frozen=True)

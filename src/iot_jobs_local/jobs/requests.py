@@ -15,9 +15,9 @@ from typing import Any
 from .errors import InvalidRequest
 from .model import ExecutionStatus
 
-JOB_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-THING_NAME_RE = re.compile(r"^[a-zA-Z0-9:_-]{1,128}$")
-_DETAIL_KEY_RE = re.compile(r"^[a-zA-Z0-9:_-]{1,128}$")
+JOB_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}\Z")
+THING_NAME_RE = re.compile(r"^[a-zA-Z0-9:_-]{1,128}\Z")
+_DETAIL_KEY_RE = re.compile(r"^[a-zA-Z0-9:_-]{1,128}\Z")
 MAX_STATUS_DETAILS = 10
 MAX_DETAIL_VALUE = 1024
 MAX_STEP_TIMEOUT = 10080
