@@ -170,8 +170,9 @@ def _get_pending(ctx: Context, _p: Parsed) -> None:
 
 
 def _execution_seen(ctx: Context, wire: dict[str, Any]) -> None:
-    if wire.get("execution"):
-        ctx.state.remember_jobs([wire["execution"].get("jobId", "")])
+    execution = wire.get("execution")
+    if execution:
+        ctx.state.observe_status(execution.get("jobId", ""), execution.get("status", ""))
 
 
 def _start_next(ctx: Context, p: Parsed) -> None:
@@ -203,7 +204,9 @@ def _update(ctx: Context, p: Parsed) -> None:
         options["include_job_execution_state"] = True
     if p.get("--include-document"):
         options["include_job_document"] = True
-    _show(ctx, "UpdateJobExecution", render.to_wire(ctx.data.update(job_id, status, **options)))
+    wire = render.to_wire(ctx.data.update(job_id, status, **options))
+    ctx.state.observe_status(job_id, status)
+    _show(ctx, "UpdateJobExecution", wire)
 
 
 # misc ----------------------------------------------------------------------------------------------

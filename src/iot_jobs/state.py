@@ -16,8 +16,8 @@ class ConsoleState:
         self.thing_name = thing_name
         self.endpoint = endpoint
         self.connection = "connecting"
-        self.in_progress: int | None = None
-        self.queued: int | None = None
+        #: This thing's pending executions as far as the console has heard: jobId -> status.
+        self._pending: dict[str, str] | None = None
         self.last_event: str | None = None
         self.last_event_at: float | None = None
         self._jobs: dict[str, None] = {}
@@ -34,25 +34,42 @@ class ConsoleState:
         with self._lock:
             return list(self._jobs)
 
-    def set_counts(self, in_progress: int, queued: int) -> None:
+    @property
+    def in_progress(self) -> int | None:
         with self._lock:
-            self.in_progress, self.queued = in_progress, queued
+            return None if self._pending is None else sum(s == "IN_PROGRESS" for s in self._pending.values())
+
+    @property
+    def queued(self) -> int | None:
+        with self._lock:
+            return None if self._pending is None else sum(s == "QUEUED" for s in self._pending.values())
+
+    def _replace_pending(self, in_progress: list[dict[str, Any]], queued: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._pending = {e.get("jobId", ""): "QUEUED" for e in queued}
+            self._pending.update({e.get("jobId", ""): "IN_PROGRESS" for e in in_progress})
+        self.remember_jobs(e.get("jobId", "") for e in [*in_progress, *queued])
+
+    def observe_status(self, job_id: str, status: str) -> None:
+        """A response told us an execution's status (start-next, describe, our own update)."""
+        self.remember_jobs([job_id])
+        with self._lock:
+            if self._pending is None:
+                return
+            if status in ("QUEUED", "IN_PROGRESS"):
+                self._pending[job_id] = status
+            else:
+                self._pending.pop(job_id, None)
 
     def observe_event(self, name: str, wire: dict[str, Any]) -> None:
         """Take what an event says: its job ids and, for JobExecutionsChanged, the counts."""
-        ids: list[str] = []
         if name == "JobExecutionsChanged":
             jobs = wire.get("jobs") or {}
-            for entries in jobs.values():
-                ids += [e.get("jobId", "") for e in entries]
-            self.set_counts(len(jobs.get("IN_PROGRESS", [])), len(jobs.get("QUEUED", [])))
+            self._replace_pending(jobs.get("IN_PROGRESS", []), jobs.get("QUEUED", []))
         elif wire.get("execution"):
-            ids.append(wire["execution"].get("jobId", ""))
-        self.remember_jobs(ids)
+            self.remember_jobs([wire["execution"].get("jobId", "")])
         with self._lock:
             self.last_event, self.last_event_at = name, time.time()
 
     def observe_pending(self, wire: dict[str, Any]) -> None:
-        in_progress, queued = wire.get("inProgressJobs", []), wire.get("queuedJobs", [])
-        self.set_counts(len(in_progress), len(queued))
-        self.remember_jobs(e.get("jobId", "") for e in [*in_progress, *queued])
+        self._replace_pending(wire.get("inProgressJobs", []), wire.get("queuedJobs", []))
