@@ -1,8 +1,11 @@
-"""The local certificate authority: a CA, the broker's server certificate and device certificates.
+"""The local certificate authority: a CA, the broker's server certificate, device certificates, the CRL.
 
-EC P-256 keys: awscrt accepts them (PKCS#8), and they are ~30x faster to make than RSA-2048.
-Device certificates carry CN = thing name; the broker uses the CN as the MQTT username, and the
-ACL confines each device to its own ``$aws/things/<CN>/jobs/...`` topics.
+The CA and the server use EC P-256 keys (~30x faster to make than RSA-2048). Device certificates
+made by CreateKeysAndCertificate use RSA-2048 keys, as AWS IoT's do (the private key comes back
+as PKCS#1 ``BEGIN RSA PRIVATE KEY``, like AWS's). The broker uses a device certificate's CN as the
+MQTT username and looks the certificate up by it (see ``identity.py``); certificates issued by
+older versions carry CN = thing name and keep working. The CRL lists every certificate that is
+not ACTIVE, so the broker refuses them at the TLS handshake.
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ import datetime
 import hashlib
 import ipaddress
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _VALIDITY = datetime.timedelta(days=3650)
@@ -32,6 +36,37 @@ class Issued:
         """AWS IoT certificate ids are 64 hex characters: the SHA-256 of the DER certificate."""
         cert = x509.load_pem_x509_certificate(self.certificate_pem)
         return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+    @property
+    def public_key_pem(self) -> bytes:
+        cert = x509.load_pem_x509_certificate(self.certificate_pem)
+        return cert.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+
+@dataclass(frozen=True)
+class CertificateFacts:
+    """What the service stores about a certificate it did not necessarily issue itself."""
+
+    certificate_id: str
+    common_name: str
+    serial_number: int
+    not_before: float
+    not_after: float
+
+
+def facts(certificate_pem: bytes) -> CertificateFacts:
+    cert = x509.load_pem_x509_certificate(certificate_pem)
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    common_name = names[0].value if names else ""
+    return CertificateFacts(
+        certificate_id=hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest(),
+        common_name=common_name if isinstance(common_name, str) else common_name.decode(),
+        serial_number=cert.serial_number,
+        not_before=cert.not_valid_before_utc.timestamp(),
+        not_after=cert.not_valid_after_utc.timestamp(),
+    )
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
@@ -80,11 +115,24 @@ def new_ca(common_name: str = "iot-jobs-local CA") -> Issued:
     return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
 
-def _leaf(ca: Issued, common_name: str, server: bool) -> Issued:
+def _ca_parts(ca: Issued) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     ca_cert = x509.load_pem_x509_certificate(ca.certificate_pem)
     ca_key = serialization.load_pem_private_key(ca.private_key_pem, password=None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    key = _key()
+    return ca_cert, ca_key
+
+
+def _leaf(ca: Issued, common_name: str, server: bool, rsa_key: bool = False) -> Issued:
+    ca_cert, ca_key = _ca_parts(ca)
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    if rsa_key:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+    else:
+        key = _key()
+        key_pem = _key_pem(key)
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
@@ -112,15 +160,32 @@ def _leaf(ca: Issued, common_name: str, server: bool) -> Issued:
             critical=False,
         )
     cert = builder.sign(ca_key, hashes.SHA256())
-    return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+    return Issued(cert.public_bytes(serialization.Encoding.PEM), key_pem)
 
 
 def new_server_certificate(ca: Issued) -> Issued:
     return _leaf(ca, "localhost", server=True)
 
 
-def new_device_certificate(ca: Issued, thing_name: str) -> Issued:
-    return _leaf(ca, thing_name, server=False)
+def new_device_certificate(ca: Issued, common_name: str) -> Issued:
+    """An RSA-2048 client certificate (what CreateKeysAndCertificate returns)."""
+    return _leaf(ca, common_name, server=False, rsa_key=True)
+
+
+def new_crl(ca: Issued, revoked_serials: Iterable[int]) -> bytes:
+    """A CRL (PEM) signed by the CA. Valid for the CA's lifetime: it is rewritten at every change."""
+    ca_cert, ca_key = _ca_parts(ca)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(_now())
+        .next_update(ca_cert.not_valid_after_utc)
+    )
+    for serial in sorted(set(revoked_serials)):
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(_now()).build()
+        )
+    return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
 
 def write_private(path: Path, data: bytes) -> None:

@@ -1,0 +1,291 @@
+"""Certificates and their thing attachments; what a certificate may do on the broker.
+
+The service layer of the identity half of the ``iot`` API (policies are in ``identity_policies``):
+validate, run one transaction, then tell the listeners (the broker access manager) that access
+changed, and which certificates lost it, so that their connections can be closed.
+
+A certificate is known to the broker by its subject CN (the MQTT username, with
+``use_identity_as_username``). Certificates made here get a random CN; the certificate id is the
+SHA-256 of the DER certificate, as on AWS, so it cannot also be the CN.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from . import pki, policies, policy_acl
+from .identity_errors import (
+    CertificateStateException,
+    DeleteConflictException,
+    InvalidRequestException,
+    ResourceNotFoundException,
+)
+from .identity_paging import next_marker, window
+from .identity_policies import PolicyBook
+from .identity_store import Certificate, IdentityStore, ThingPrincipal
+
+CERTIFICATE_STATUSES = (
+    "ACTIVE",
+    "INACTIVE",
+    "REVOKED",
+    "PENDING_TRANSFER",
+    "REGISTER_INACTIVE",
+    "PENDING_ACTIVATION",
+)
+_SETTABLE_STATUSES = ("ACTIVE", "INACTIVE", "REVOKED")
+PRINCIPAL_TYPES = ("EXCLUSIVE_THING", "NON_EXCLUSIVE_THING")
+_CERTIFICATE_ID = re.compile(r"[a-fA-F0-9]{64}\Z")
+
+
+@dataclass(frozen=True)
+class AccessChange:
+    """Broker access must be rebuilt; connections made with these CNs must be closed."""
+
+    revoked_common_names: frozenset[str] = frozenset()
+
+
+Listener = Callable[[AccessChange], None]
+
+
+@dataclass(frozen=True)
+class BrokerAccess:
+    """The broker's view of every certificate: ACL text, CRL serials, and live-client-id needs."""
+
+    acl: str
+    revoked_serials: list[int]
+    needs_live_client_ids: frozenset[str]
+
+
+class IdentityService:
+    def __init__(
+        self,
+        store: IdentityStore,
+        ca: Callable[[], pki.Issued],
+        region: str,
+        account: str,
+        thing_exists: Callable[[str], bool],
+        clock: Callable[[], float],
+    ) -> None:
+        self._store = store
+        self.region = region
+        self.account = account
+        self.arn_prefix = f"arn:aws:iot:{region}:{account}"
+        self.now = clock
+        self._ca = ca
+        self._thing_exists = thing_exists
+        self._listeners: list[Listener] = []
+        self.policies = PolicyBook(store, self.arn_prefix, clock, self._changed, self._principal)
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def _changed(self, revoked: Sequence[str] = ()) -> None:
+        change = AccessChange(frozenset(revoked))
+        for listener in self._listeners:
+            listener(change)
+
+    # certificates ------------------------------------------------------------------------------
+    def certificate_arn(self, certificate_id: str) -> str:
+        return f"{self.arn_prefix}:cert/{certificate_id}"
+
+    def create_keys_and_certificate(self, set_as_active: bool) -> tuple[Certificate, pki.Issued]:
+        issued = pki.new_device_certificate(self._ca(), f"iot-cert.{secrets.token_hex(16)}")
+        certificate = self.register(issued.certificate_pem, "ACTIVE" if set_as_active else "INACTIVE")
+        return certificate, issued
+
+    def register(self, certificate_pem: bytes, status: str) -> Certificate:
+        """Record a certificate signed by the local CA (new, or issued by an older version)."""
+        facts = pki.facts(certificate_pem)
+        now = self.now()
+        certificate = Certificate(
+            certificate_id=facts.certificate_id,
+            certificate_arn=self.certificate_arn(facts.certificate_id),
+            status=status,
+            certificate_pem=certificate_pem.decode(),
+            common_name=facts.common_name,
+            serial_number=facts.serial_number,
+            not_before=facts.not_before,
+            not_after=facts.not_after,
+            creation_date=now,
+            last_modified_date=now,
+            generation_id=uuid.uuid4().hex,
+        )
+        with self._store.transaction():
+            if self._store.certificate_by_common_name(facts.common_name) is not None:
+                raise InvalidRequestException(
+                    f"A certificate with subject CN {facts.common_name} is already registered"
+                )
+            self._store.put_certificate(certificate)
+        self._changed()
+        return certificate
+
+    def _certificate(self, certificate_id: str) -> Certificate:
+        if not _CERTIFICATE_ID.match(certificate_id):
+            raise InvalidRequestException(f"Invalid certificate id: {certificate_id}")
+        found = self._store.certificate(certificate_id.lower())
+        if found is None:
+            raise ResourceNotFoundException(f"The certificate {certificate_id} does not exist")
+        return found
+
+    def describe_certificate(self, certificate_id: str) -> Certificate:
+        return self._certificate(certificate_id)
+
+    def certificate_by_common_name(self, common_name: str) -> Certificate | None:
+        return self._store.certificate_by_common_name(common_name)
+
+    def revoked_serials(self) -> list[int]:
+        """Serials of deleted certificates and of every certificate that is not ACTIVE."""
+        return self._store.revoked_serials()
+
+    def update_certificate(self, certificate_id: str, new_status: str) -> None:
+        if new_status not in CERTIFICATE_STATUSES:
+            raise InvalidRequestException(f"Invalid newStatus: {new_status}")
+        if new_status not in _SETTABLE_STATUSES:
+            raise InvalidRequestException(f"The status {new_status} cannot be set with UpdateCertificate")
+        with self._store.transaction():
+            current = self._certificate(certificate_id)
+            if current.status == new_status:
+                return
+            if current.status == "REVOKED":
+                raise CertificateStateException(f"The certificate {current.certificate_id} is revoked")
+            self._store.put_certificate(
+                replace(current, status=new_status, last_modified_date=self.now(), generation_id=uuid.uuid4().hex)
+            )
+        self._changed(revoked=[current.common_name] if new_status != "ACTIVE" else [])
+
+    def delete_certificate(self, certificate_id: str, force: bool) -> None:
+        with self._store.transaction():
+            current = self._certificate(certificate_id)
+            if current.status == "ACTIVE":
+                raise CertificateStateException(
+                    f"Certificate {current.certificate_id} is ACTIVE: deactivate it before deleting it"
+                )
+            if self._store.things_of_principal(current.certificate_arn):
+                raise DeleteConflictException(
+                    f"Certificate {current.certificate_id} is attached to one or more things: detach them first"
+                )
+            attached = self._store.policies_of_target(current.certificate_arn)
+            if attached and not force:
+                raise DeleteConflictException(
+                    f"Certificate {current.certificate_id} has policies attached: detach them or use forceDelete"
+                )
+            for name in attached:
+                self._store.detach_policy(name, current.certificate_arn)
+            self._store.add_revoked_serial(current.serial_number)
+            self._store.delete_certificate(current.certificate_id)
+        self._changed(revoked=[current.common_name])
+
+    def list_certificates(
+        self, page_size: int | None, marker: str | None, ascending: bool
+    ) -> tuple[list[Certificate], str | None]:
+        offset, limit = window(marker, page_size, 250)
+        found = self._store.certificates(ascending, offset, limit + 1)
+        return found[:limit], next_marker(offset, limit, len(found))
+
+    # thing principals --------------------------------------------------------------------------
+    def _principal(self, principal: str) -> Certificate:
+        prefix = f"{self.arn_prefix}:cert/"
+        if not principal.startswith(prefix):
+            raise InvalidRequestException(
+                f"Principal {principal} is not a certificate ARN of this account and region ({prefix}<certificateId>)"
+            )
+        certificate_id = principal[len(prefix) :]
+        if not _CERTIFICATE_ID.match(certificate_id):
+            raise InvalidRequestException(f"Invalid certificate id in principal: {principal}")
+        found = self._store.certificate(certificate_id.lower())
+        if found is None:
+            raise ResourceNotFoundException(f"The certificate {certificate_id} does not exist")
+        return found
+
+    def _thing(self, thing_name: str) -> None:
+        if not self._thing_exists(thing_name):
+            raise ResourceNotFoundException(f"Thing {thing_name} cannot be found.")
+
+    def attach_thing_principal(self, thing_name: str, principal: str, principal_type: str | None) -> None:
+        kind = principal_type or "NON_EXCLUSIVE_THING"
+        if kind not in PRINCIPAL_TYPES:
+            raise InvalidRequestException(f"Invalid thingPrincipalType: {kind}")
+        self._thing(thing_name)
+        with self._store.transaction():
+            certificate = self._principal(principal)
+            others = [
+                t for t in self._store.things_of_principal(certificate.certificate_arn) if t.thing_name != thing_name
+            ]
+            if others and (kind == "EXCLUSIVE_THING" or any(t.principal_type == "EXCLUSIVE_THING" for t in others)):
+                raise InvalidRequestException(
+                    f"Principal {principal} is attached to thing {others[0].thing_name}: an EXCLUSIVE_THING "
+                    "principal belongs to one thing only"
+                )
+            self._store.attach_thing(thing_name, certificate.certificate_arn, kind, self.now())
+        self._changed()
+
+    def detach_thing_principal(self, thing_name: str, principal: str) -> None:
+        self._thing(thing_name)
+        with self._store.transaction():
+            certificate = self._principal(principal)
+            self._store.detach_thing(thing_name, certificate.certificate_arn)
+        self._changed()
+
+    def thing_principals(self, thing_name: str) -> list[ThingPrincipal]:
+        self._thing(thing_name)
+        return self._store.principals_of_thing(thing_name)
+
+    def principal_things(self, principal: str) -> list[ThingPrincipal]:
+        certificate = self._principal(principal)
+        return self._store.things_of_principal(certificate.certificate_arn)
+
+    # what the broker enforces ------------------------------------------------------------------
+    def _statements(self, certificate: Certificate) -> list[policies.Statement]:
+        out: list[policies.Statement] = []
+        for _name, document in self._store.default_documents_of_target(certificate.certificate_arn):
+            out += policies.parse(document)
+        return out
+
+    def _things(self, certificate: Certificate) -> tuple[list[str], list[str]]:
+        attached = self._store.things_of_principal(certificate.certificate_arn)
+        exclusive = [t.thing_name for t in attached if t.principal_type == "EXCLUSIVE_THING"]
+        return exclusive, [t.thing_name for t in attached]
+
+    def may_connect(self, common_name: str, client_id: str) -> bool:
+        """iot:Connect for ``client_id`` by the ACTIVE certificate with this CN (AWS's rules)."""
+        certificate = self._store.certificate_by_common_name(common_name)
+        if certificate is None or certificate.status != "ACTIVE":
+            return False
+        exclusive, names = self._things(certificate)
+        variables = {policies.CLIENT_ID: client_id}
+        # Without an exclusive thing, AWS resolves the thing name only if the client id is one.
+        thing = exclusive[0] if exclusive else client_id if client_id in names else None
+        if thing is not None:
+            variables[policies.THING_NAME] = thing
+        return policies.allowed(
+            self._statements(certificate),
+            "iot:Connect",
+            f"{self.arn_prefix}:client/{client_id}",
+            variables,
+            policies.Facts(is_attached=thing is not None),
+        )
+
+    def broker_access(self, live_client_ids: Mapping[str, Sequence[str]]) -> BrokerAccess:
+        """Everything the broker needs, from the current state (``live_client_ids``: CN -> ids)."""
+        acls = []
+        for certificate in self._store.certificates(ascending=True):
+            if certificate.status != "ACTIVE":
+                continue
+            exclusive, names = self._things(certificate)
+            subject = policy_acl.Subject(
+                certificate.common_name,
+                self.region,
+                self.account,
+                tuple(exclusive[:1] or names),
+                tuple(live_client_ids.get(certificate.common_name, ())),
+            )
+            acls.append(policy_acl.compile_acl(self._statements(certificate), subject))
+        return BrokerAccess(
+            acl=policy_acl.render(acls),
+            revoked_serials=self._store.revoked_serials(),
+            needs_live_client_ids=frozenset(a.common_name for a in acls if a.needs_live_client_ids),
+        )

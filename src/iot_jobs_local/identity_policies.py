@@ -1,0 +1,206 @@
+"""IoT policies: documents with up to five versions, and their attachment to certificates.
+
+Every document is validated (``policies.parse``) before it is stored. A change that can alter
+what an attached certificate may do (a new default version, attach, detach) calls ``changed`` so
+the broker's ACL is rebuilt.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+
+from . import policies
+from .identity_errors import (
+    DeleteConflictException,
+    InvalidRequestException,
+    LimitExceededException,
+    ResourceAlreadyExistsException,
+    ResourceNotFoundException,
+    VersionsLimitExceededException,
+)
+from .identity_paging import next_marker, window
+from .identity_store import Certificate, IdentityStore, Policy, PolicyVersion
+
+MAX_VERSIONS = 5
+MAX_POLICIES_PER_TARGET = 10
+_POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}\Z")
+_VERSION_ID = re.compile(r"[0-9]{1,9}\Z")
+
+
+class PolicyBook:
+    def __init__(
+        self,
+        store: IdentityStore,
+        arn_prefix: str,
+        clock: Callable[[], float],
+        changed: Callable[[], None],
+        certificate_of: Callable[[str], Certificate],
+    ) -> None:
+        self._store = store
+        self._arn_prefix = arn_prefix
+        self._now = clock
+        self._changed = changed
+        self._certificate_of = certificate_of
+
+    def policy_arn(self, name: str) -> str:
+        return f"{self._arn_prefix}:policy/{name}"
+
+    def _policy(self, name: str) -> Policy:
+        if not _POLICY_NAME.match(name):
+            raise InvalidRequestException(f"Invalid policy name: {name}")
+        found = self._store.policy(name)
+        if found is None:
+            raise ResourceNotFoundException(f"Policy {name} does not exist")
+        return found
+
+    def _version(self, policy: Policy, version_id: str | int) -> PolicyVersion:
+        if isinstance(version_id, str) and not _VERSION_ID.match(version_id):
+            raise InvalidRequestException(f"Invalid policy version id: {version_id}")
+        found = self._store.version(policy.policy_name, int(version_id))
+        if found is None:
+            raise ResourceNotFoundException(f"Policy {policy.policy_name} has no version {version_id}")
+        return found
+
+    def _touch(
+        self, policy: Policy, default_version_id: int | None = None, last_version_id: int | None = None
+    ) -> Policy:
+        updated = replace(
+            policy,
+            default_version_id=policy.default_version_id if default_version_id is None else default_version_id,
+            last_version_id=policy.last_version_id if last_version_id is None else last_version_id,
+            last_modified_date=self._now(),
+            generation_id=uuid.uuid4().hex,
+        )
+        self._store.put_policy(updated)
+        return updated
+
+    def _notify_if_attached(self, name: str) -> None:
+        if self._store.targets_of_policy(name):
+            self._changed()
+
+    # policies ----------------------------------------------------------------------------------
+    def create_policy(self, name: str, document: str) -> tuple[Policy, PolicyVersion]:
+        if not _POLICY_NAME.match(name):
+            raise InvalidRequestException(f"Invalid policy name: {name}")
+        policies.parse(document)
+        now = self._now()
+        policy = Policy(name, self.policy_arn(name), 1, 1, now, now, uuid.uuid4().hex)
+        version = PolicyVersion(name, 1, document, now)
+        with self._store.transaction():
+            if self._store.policy(name) is not None:
+                raise ResourceAlreadyExistsException(f"Policy {name} already exists", name, policy.policy_arn)
+            self._store.put_policy(policy)
+            self._store.put_version(version)
+        return policy, version
+
+    def get_policy(self, name: str) -> tuple[Policy, PolicyVersion]:
+        policy = self._policy(name)
+        return policy, self._version(policy, policy.default_version_id)
+
+    def delete_policy(self, name: str) -> None:
+        with self._store.transaction():
+            policy = self._policy(name)
+            if self._store.targets_of_policy(name):
+                raise DeleteConflictException(f"Policy {name} is attached to one or more targets: detach it first")
+            if len(self._store.versions(name)) > 1:
+                raise DeleteConflictException(
+                    f"Policy {name} has versions other than the default: delete them before the policy"
+                )
+            self._store.delete_policy(policy.policy_name)
+
+    def list_policies(
+        self, marker: str | None, page_size: int | None, ascending: bool
+    ) -> tuple[list[Policy], str | None]:
+        offset, limit = window(marker, page_size, 250)
+        found = self._store.policies(ascending, offset, limit + 1)
+        return found[:limit], next_marker(offset, limit, len(found))
+
+    # versions ----------------------------------------------------------------------------------
+    def create_policy_version(self, name: str, document: str, set_as_default: bool) -> tuple[Policy, PolicyVersion]:
+        policies.parse(document)
+        with self._store.transaction():
+            policy = self._policy(name)
+            if len(self._store.versions(name)) >= MAX_VERSIONS:
+                raise VersionsLimitExceededException(
+                    f"Policy {name} already has {MAX_VERSIONS} versions: delete one before creating another"
+                )
+            version = PolicyVersion(name, policy.last_version_id + 1, document, self._now())
+            self._store.put_version(version)
+            policy = self._touch(
+                policy,
+                default_version_id=version.version_id if set_as_default else None,
+                last_version_id=version.version_id,
+            )
+        if set_as_default:
+            self._notify_if_attached(name)
+        return policy, version
+
+    def get_policy_version(self, name: str, version_id: str) -> tuple[Policy, PolicyVersion]:
+        policy = self._policy(name)
+        return policy, self._version(policy, version_id)
+
+    def list_policy_versions(self, name: str) -> tuple[Policy, list[PolicyVersion]]:
+        policy = self._policy(name)
+        return policy, self._store.versions(name)
+
+    def set_default_policy_version(self, name: str, version_id: str) -> None:
+        with self._store.transaction():
+            policy = self._policy(name)
+            version = self._version(policy, version_id)
+            if version.version_id == policy.default_version_id:
+                return
+            self._touch(policy, default_version_id=version.version_id)
+        self._notify_if_attached(name)
+
+    def delete_policy_version(self, name: str, version_id: str) -> None:
+        with self._store.transaction():
+            policy = self._policy(name)
+            version = self._version(policy, version_id)
+            if version.version_id == policy.default_version_id:
+                raise DeleteConflictException(f"Version {version_id} is the default version of policy {name}")
+            self._store.delete_version(name, version.version_id)
+
+    # attachments -------------------------------------------------------------------------------
+    def _target(self, target: str) -> str:
+        if target.startswith(f"{self._arn_prefix}:thinggroup/"):
+            raise InvalidRequestException("Attaching policies to thing groups is not supported by iot-jobs-local")
+        return self._certificate_of(target).certificate_arn
+
+    def attach_policy(self, name: str, target: str) -> None:
+        with self._store.transaction():
+            self._policy(name)
+            arn = self._target(target)
+            attached = self._store.policies_of_target(arn)
+            if name in attached:
+                return
+            if len(attached) >= MAX_POLICIES_PER_TARGET:
+                raise LimitExceededException(f"{target} already has {MAX_POLICIES_PER_TARGET} policies attached")
+            self._store.attach_policy(name, arn, self._now())
+        self._changed()
+
+    def detach_policy(self, name: str, target: str) -> None:
+        with self._store.transaction():
+            self._policy(name)
+            arn = self._target(target)
+            if name not in self._store.policies_of_target(arn):
+                return
+            self._store.detach_policy(name, arn)
+        self._changed()
+
+    def attached_policies(
+        self, target: str, marker: str | None, page_size: int | None
+    ) -> tuple[list[Policy], str | None]:
+        arn = self._target(target)
+        offset, limit = window(marker, page_size, 250)
+        names = self._store.policies_of_target(arn)[offset : offset + limit + 1]
+        found = [p for p in (self._store.policy(n) for n in names) if p is not None]
+        return found[:limit], next_marker(offset, limit, len(names))
+
+    def targets_of_policy(self, name: str, marker: str | None, page_size: int | None) -> tuple[list[str], str | None]:
+        self._policy(name)
+        offset, limit = window(marker, page_size, 250)
+        targets = self._store.targets_of_policy(name)[offset : offset + limit + 1]
+        return targets[:limit], next_marker(offset, limit, len(targets))
