@@ -8,11 +8,19 @@ import logging
 import shlex
 import signal
 import sys
+import time
 from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from .broker import BrokerError
 from .engine import Engine, Identity
+from .identity import IdentityService
+from .identity_errors import IdentityError
+from .identity_store import IdentityStore
 from .jobs.errors import JobsError
+from .provisioning import Boto3Registry, LocalRegistry
+from .provisioning import provision as provision_thing
 from .service import DEFAULT_HTTP_PORT, DEFAULT_MQTT_PORT, ServiceError, ServiceOptions, serve
 from .state_dir import DEFAULT_ACCOUNT, DEFAULT_REGION, StateDir, default_state_dir
 from .store import Store
@@ -47,16 +55,34 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def provision(state: StateDir, thing_name: str, region: str, account: str) -> tuple[Path, Path]:
-    """Register the thing (idempotent) and issue its certificate; works whether or not the service runs."""
+    """Register the thing, issue an ACTIVE certificate with the default device policy (idempotent).
+
+    Through the running service's HTTP API if there is one (so its broker knows the certificate at
+    once), else directly in the state directory.
+    """
     info = state.read_run_info()
     state.ensure_pki()
+    if info is not None:
+        import boto3  # only here: the other commands start faster without it
+
+        creds = state.credentials()
+        client = boto3.session.Session().client(
+            "iot",
+            endpoint_url=info.http_endpoint,
+            region_name=info.region,
+            aws_access_key_id=creds.access_key_id,
+            aws_secret_access_key=creds.secret_access_key,
+        )
+        return provision_thing(state, thing_name, Boto3Registry(client, info.region, info.account))
     store = Store(state.database)
+    identity_store = IdentityStore(state.database)
     try:
-        identity = Identity(info.region, info.account) if info else Identity(region, account)
-        Engine(store, identity, lambda: 0.0).create_thing(thing_name)
+        engine = Engine(store, Identity(region, account), time.time)
+        identity = IdentityService(identity_store, state.ca, region, account, lambda _name: True, time.time)
+        return provision_thing(state, thing_name, LocalRegistry(identity, engine.create_thing, state.ca()))
     finally:
+        identity_store.close()
         store.close()
-    return state.issue_device(thing_name)
 
 
 def _serve(state: StateDir, args: argparse.Namespace) -> int:
@@ -114,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"CA file:     {state.ca_cert}")
             return 0
         return _env(state, args.thing)
-    except (BrokerError, ServiceError, JobsError, OSError) as exc:
+    except (BrokerError, ServiceError, JobsError, IdentityError, OSError, BotoCoreError, ClientError) as exc:
         print(f"iot-jobs-local: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

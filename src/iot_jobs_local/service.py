@@ -1,7 +1,9 @@
-"""Compose the local service: state, engine, Mosquitto, the MQTT link and the HTTP API.
+"""Compose the local service: state, engine, identity, Mosquitto, the MQTT link and the HTTP API.
 
 One asyncio process. The broker is supervised: if Mosquitto dies it is started again on the same
-ports, and devices reconnect by themselves.
+ports, and devices reconnect by themselves. What a device may do on the broker follows the IoT
+policies of its certificate: the access manager rewrites the broker's ACL and CRL on every
+identity change and reloads them (SIGHUP); the broker watch enforces iot:Connect.
 """
 
 from __future__ import annotations
@@ -17,10 +19,18 @@ from pathlib import Path
 from aiohttp import web
 
 from .broker import Broker, BrokerConfig, BrokerError, free_port
+from .broker_access import AccessManager
+from .broker_watch import BrokerWatch
 from .engine import Engine, Identity
+from .http_api import identity_handlers
 from .http_api.server import HttpApi
+from .http_api.sigv4 import Verifier
+from .identity import IdentityService
+from .identity_store import IdentityStore
+from .jobs.errors import JobsError
 from .mqtt_api import MqttApi
 from .mqtt_link import ServiceLink
+from .provisioning import LocalRegistry, adopt_legacy_devices
 from .state_dir import DEFAULT_ACCOUNT, DEFAULT_REGION, RunInfo, StateDir
 from .store import Store
 
@@ -61,6 +71,18 @@ async def _supervise(broker: Broker, stop: asyncio.Event) -> None:
                 raise
 
 
+def _thing_exists(engine: Engine, name: str) -> bool:
+    try:
+        engine.describe_thing(name)
+    except JobsError:
+        return False
+    return True
+
+
+def _local_host(bind_address: str) -> str:
+    return "127.0.0.1" if bind_address in ("0.0.0.0", "::", "") else bind_address
+
+
 async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
     state = StateDir(options.state_dir)
     state.ensure_pki()
@@ -70,25 +92,50 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
     creds = state.credentials()
     store = Store(state.database)
     engine = Engine(store, Identity(options.region, options.account), time.time)
-    broker = Broker(
-        BrokerConfig(
-            directory=state.broker_dir,
-            ca_file=state.ca_cert,
-            cert_file=state.server_cert,
-            key_file=state.server_key,
-            device_port=options.mqtt_port,
-            service_port=free_port(),
-            service_password=creds.broker_password,
-            bind_address=options.bind_address,
-        )
+    identity_store = IdentityStore(state.database)
+    identity = IdentityService(
+        identity_store, state.ca, options.region, options.account, lambda n: _thing_exists(engine, n), time.time
     )
+    adopted = adopt_legacy_devices(state, LocalRegistry(identity, engine.create_thing, state.ca()))
+    if adopted:
+        log.info("registered the certificates of %d thing(s) provisioned by an older version", len(adopted))
+    config = BrokerConfig(
+        directory=state.broker_dir,
+        ca_file=state.ca_cert,
+        cert_file=state.server_cert,
+        key_file=state.server_key,
+        device_port=options.mqtt_port,
+        service_port=free_port(),
+        service_password=creds.broker_password,
+        bind_address=options.bind_address,
+        crl_file=state.crl_file,
+    )
+    access = AccessManager(identity, state.ca, config.device_acl, state.crl_file)
+    access.write_files()
+    broker = Broker(config)
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(store.close)
+        stack.callback(identity_store.close)
         await broker.start()
         stack.push_async_callback(broker.stop)
+        watch = BrokerWatch(
+            broker.config.service_port, creds.broker_password, options.mqtt_port, identity.may_connect, access.on_client
+        )
+        stack.push_async_callback(watch.close)
+        watch_task = asyncio.create_task(watch.run(), name="broker-watch")
+        stack.callback(watch_task.cancel)
+        access.attach(broker, watch)
+        identity.subscribe(access.on_change)
         link = ServiceLink(broker.config.service_port, creds.broker_password, MqttApi(engine))
         engine.subscribe(link.publish_changes)
-        runner = web.AppRunner(HttpApi(engine).app(), access_log=None)
+        verifier = Verifier(
+            {creds.access_key_id: creds.secret_access_key}, options.region, frozenset({"iot", "iot-jobs-data"})
+        )
+        endpoints = identity_handlers.Endpoints(
+            data_host="localhost", jobs_address=f"{_local_host(options.bind_address)}:{options.http_port}"
+        )
+        api = HttpApi(engine, verifier, identity_handlers.handlers(identity, endpoints), access.settled)
+        runner = web.AppRunner(api.app(), access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         try:
@@ -96,12 +143,13 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
         except OSError as exc:
             raise ServiceError(f"cannot listen for HTTP on {options.bind_address}:{options.http_port}: {exc}") from exc
         tasks = [
+            watch_task,
             asyncio.create_task(link.run(), name="mqtt-link"),
             asyncio.create_task(_supervise(broker, stop), name="broker-supervisor"),
         ]
         stopper = asyncio.create_task(stop.wait(), name="stop")
         try:
-            await asyncio.wait_for(link.ready.wait(), 10)
+            await asyncio.wait_for(asyncio.gather(link.ready.wait(), watch.ready.wait()), 10)
             state.write_run_info(
                 RunInfo(os.getpid(), options.mqtt_port, options.http_port, options.region, options.account)
             )

@@ -5,8 +5,9 @@ Layout (all under one directory, ``--state-dir``)::
     jobs.sqlite3            state (SQLite, WAL)
     pki/ca.crt, ca.key      the local CA (ca.crt is what clients trust)
     pki/server.crt, .key    the broker's certificate (localhost, 127.0.0.1, ::1)
+    pki/crl.pem             certificates the broker refuses (every certificate not ACTIVE)
     devices/<thing>/        device.crt, device.key issued by ``provision``
-    broker/                 generated mosquitto.conf, ACL and password file
+    broker/                 generated mosquitto.conf, ACL files and password file
     credentials.json        local AWS access key and the service's broker password
     service.json            present while a service runs: pid, ports, region, account
 """
@@ -87,6 +88,10 @@ class StateDir:
         return self.root / "pki" / "server.key"
 
     @property
+    def crl_file(self) -> Path:
+        return self.root / "pki" / "crl.pem"
+
+    @property
     def broker_dir(self) -> Path:
         return self.root / "broker"
 
@@ -118,16 +123,6 @@ class StateDir:
 
     def ca(self) -> pki.Issued:
         return pki.load(self.ca_cert, self.ca_key)
-
-    def issue_device(self, thing: str) -> tuple[Path, Path]:
-        """Issue (or keep) the device certificate and key of ``thing``; return their paths."""
-        self.ensure_pki()
-        cert, key = self.device_cert(thing), self.device_key(thing)
-        if not (cert.exists() and key.exists()):
-            issued = pki.new_device_certificate(self.ca(), thing)
-            pki.write_private(key, issued.private_key_pem)
-            cert.write_bytes(issued.certificate_pem)
-        return cert, key
 
     def credentials(self) -> Credentials:
         path = self.root / "credentials.json"

@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +19,12 @@ import botocore.session
 from aiohttp import web
 
 from ..engine import Engine
+from ..identity_errors import IdentityError
 from ..jobs import errors
 from . import iot_handlers
 from .iot_handlers import Handler
 from .routes import BadRequest, Route, error_status, load_routes, match, parse_input
+from .sigv4 import AuthFailure, Verifier
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +53,23 @@ def _default(value: Any) -> Any:
 
 
 class HttpApi:
-    def __init__(self, engine: Engine) -> None:
+    """``verifier`` checks each request's SigV4 signature; ``iot_extra`` adds ``iot`` handlers;
+    ``settle`` is awaited after each successful operation (until the broker applied access changes)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        verifier: Verifier | None = None,
+        iot_extra: Mapping[str, Handler] | None = None,
+        settle: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._engine = engine
+        self._verifier = verifier
+        self._settle = settle
         session = botocore.session.get_session()
         self._models = {name: session.get_service_model(name) for name in ("iot", "iot-jobs-data")}
         self._services = {
-            "iot": ServiceApi("iot", load_routes("iot"), iot_handlers.HANDLERS),
+            "iot": ServiceApi("iot", load_routes("iot"), {**iot_handlers.HANDLERS, **(iot_extra or {})}),
             "iot-jobs-data": ServiceApi("iot-jobs-data", load_routes("iot-jobs-data"), {}),
         }
 
@@ -75,6 +88,9 @@ class HttpApi:
         service = self._service(request)
         try:
             body = await request.read()
+            if self._verifier is not None:
+                path, _, raw_query = request.raw_path.partition("?")
+                self._verifier.verify(request.method, path, raw_query, lambda h: request.headers.getall(h, []), body)
             query = {k: v for k, v in request.query.items()}
             found = match(service.routes, request.method, request.raw_path.split("?", 1)[0], query)
             if found is None:
@@ -92,6 +108,12 @@ class HttpApi:
             headers = {k.lower(): v for k, v in request.headers.items()}
             params = parse_input(route, labels, query, headers, body)
             result = handler(self._engine, params)
+            if self._settle is not None:
+                await self._settle()
+        except AuthFailure as exc:
+            return self._error(service, request_id, exc.code, exc.message, 403)
+        except IdentityError as exc:
+            return self._error(service, request_id, exc.code, exc.message, 400, exc.extra or None)
         except BadRequest as exc:
             return self._error(service, request_id, "InvalidRequestException", str(exc), 400)
         except errors.ResourceAlreadyExists as exc:

@@ -1,0 +1,192 @@
+"""The service's window on Mosquitto: its log, read over MQTT, and the means to act on it.
+
+Mosquitto 2.0.11 has no hook (short of a C plugin) that could refuse a CONNECT because of its
+client id: the ACL file speaks topics only. It does publish its log on ``$SYS/broker/log/<level>``
+(``log_dest topic``), including ``New client connected from <addr> as <client id> (..., u'<CN>')``.
+This connection (on the service listener) reads that feed to:
+
+* know which client ids are connected with which certificate (CN = MQTT username);
+* check iot:Connect for each new device connection, and close the ones the certificate's
+  policies refuse, by taking their client id over from the service listener (Mosquitto closes
+  the older connection: MQTT 5 DISCONNECT 0x8E "session taken over");
+* confirm that a SIGHUP reload finished: Mosquitto logs ``Reloading config.`` at the start of the
+  reload, and a PUBLISH we send after reading that line is only handled once the reload is done.
+
+Limits: the check happens just after CONNACK, so a refused client is connected for a moment
+(its certificate's topic ACL applies meanwhile); and devices that connect while this connection is
+down (its first milliseconds, or a broker restart) are not checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Callable
+
+import aiomqtt
+
+from .broker import SERVICE_USER
+
+log = logging.getLogger(__name__)
+
+LOG_FILTER = "$SYS/broker/log/#"
+#: A topic nobody subscribes to: a QoS 1 PUBLISH there is a round trip through the broker's loop.
+BARRIER_TOPIC = "$aws/iot-jobs-local/barrier"
+
+_STAMP = re.compile(r"^\d+: ")
+_NEW_CONNECTION = re.compile(r"^New connection from (?P<addr>\S+) on port (?P<port>\d+)\.$")
+_CONNECTED = re.compile(
+    r"^New client connected from (?P<addr>\S+) as (?P<id>.*) \(p\d+, c\d+, k\d+(?:, u'(?P<user>.*)')?\)\.$"
+)
+_GONE = (
+    re.compile(r"^Client (?P<id>.*) disconnected(?:: .*| due to .*)?\.$"),
+    re.compile(r"^Client (?P<id>.*) closed its connection\.$"),
+    re.compile(r"^Client (?P<id>.*) has exceeded timeout, disconnecting\.$"),
+    re.compile(r"^Client (?P<id>.*) been disconnected by administrative action\.$"),
+    re.compile(r"^Socket error on client (?P<id>.*), disconnecting\.$"),
+)
+_RELOADING = "Reloading config."
+
+
+class BrokerWatch:
+    """``may_connect(cn, client_id)`` decides iot:Connect; ``on_client(cn)`` hears of every
+    connect and disconnect of a device certificate."""
+
+    def __init__(
+        self,
+        service_port: int,
+        password: str,
+        device_port: int,
+        may_connect: Callable[[str, str], bool],
+        on_client: Callable[[str], None],
+    ) -> None:
+        self._port = service_port
+        self._password = password
+        self._device_port = device_port
+        self._may_connect = may_connect
+        self._on_client = on_client
+        self._client: aiomqtt.Client | None = None
+        self._pending: dict[str, int] = {}
+        self._reloaded = asyncio.Event()
+        self._kicks: set[asyncio.Task[None]] = set()
+        #: Connected device client ids -> the CN of the certificate they connected with.
+        self.live: dict[str, str] = {}
+        self.ready = asyncio.Event()
+
+    def clients_of(self, common_name: str) -> list[str]:
+        return [client_id for client_id, cn in self.live.items() if cn == common_name]
+
+    def live_client_ids(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for client_id, cn in self.live.items():
+            out.setdefault(cn, []).append(client_id)
+        return out
+
+    # the log feed ------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Follow the broker's log until cancelled, reconnecting if the broker goes away."""
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    "127.0.0.1",
+                    self._port,
+                    username=SERVICE_USER,
+                    password=self._password,
+                    identifier="iot-jobs-local-watch",
+                    protocol=aiomqtt.ProtocolVersion.V5,
+                    keepalive=60,
+                ) as client:
+                    await client.subscribe(LOG_FILTER, qos=0)
+                    self._client = client
+                    self.ready.set()
+                    async for message in client.messages:
+                        self.handle_line(bytes(message.payload).decode(errors="replace"))
+            except aiomqtt.MqttError as exc:
+                log.warning("broker log feed lost (%s); reconnecting", exc)
+            finally:
+                self._client = None
+                self.ready.clear()
+                self.live.clear()  # a restarted broker has no clients; what we missed is unknown
+            await asyncio.sleep(0.2)  # back-off before reconnecting to a restarting broker
+
+    def handle_line(self, line: str) -> None:
+        line = _STAMP.sub("", line.strip())
+        if line == _RELOADING:
+            self._reloaded.set()
+            return
+        found = _NEW_CONNECTION.match(line)
+        if found:
+            if len(self._pending) > 10000:
+                self._pending.clear()
+            self._pending[found["addr"]] = int(found["port"])
+            return
+        found = _CONNECTED.match(line)
+        if found:
+            self._connected(found["addr"], found["id"], found["user"])
+            return
+        for pattern in _GONE:
+            found = pattern.match(line)
+            if found:
+                common_name = self.live.pop(found["id"], None)
+                if common_name is not None:
+                    self._on_client(common_name)
+                return
+
+    def _connected(self, addr: str, client_id: str, user: str | None) -> None:
+        port = self._pending.pop(addr, None)
+        previous = self.live.pop(client_id, None)
+        if previous is not None:
+            self._on_client(previous)
+        if port != self._device_port or user is None:
+            return
+        self.live[client_id] = user
+        self._on_client(user)
+        if not self._may_connect(user, client_id):
+            log.info("iot:Connect refused for client id %r (certificate CN %s): disconnecting it", client_id, user)
+            self.kick(client_id)
+
+    # actions -----------------------------------------------------------------------------------
+    def kick(self, client_id: str) -> None:
+        """Close the device connection using ``client_id`` (in the background)."""
+        task = asyncio.get_running_loop().create_task(self._take_over(client_id), name=f"kick-{client_id}")
+        self._kicks.add(task)
+        task.add_done_callback(self._kicks.discard)
+
+    async def _take_over(self, client_id: str) -> None:
+        try:
+            async with aiomqtt.Client(
+                "127.0.0.1",
+                self._port,
+                username=SERVICE_USER,
+                password=self._password,
+                identifier=client_id,
+                protocol=aiomqtt.ProtocolVersion.V5,
+                clean_start=True,
+                timeout=5,
+            ):
+                pass
+        except aiomqtt.MqttError as exc:
+            log.warning("could not disconnect client %r: %s", client_id, exc)
+
+    async def reload(self, send_signal: Callable[[], None], timeout: float = 5.0) -> bool:
+        """Send SIGHUP and return once Mosquitto has finished reloading (False if unconfirmed)."""
+        self._reloaded.clear()
+        send_signal()
+        client = self._client
+        if client is None:
+            return False
+        try:
+            await asyncio.wait_for(self._reloaded.wait(), timeout)
+            await asyncio.wait_for(client.publish(BARRIER_TOPIC, b"", qos=1), timeout)
+        except (asyncio.TimeoutError, aiomqtt.MqttError) as exc:
+            log.warning("could not confirm that the broker reloaded its ACL and CRL: %r", exc)
+            return False
+        return True
+
+    async def close(self) -> None:
+        for task in list(self._kicks):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._kicks, return_exceptions=True)
