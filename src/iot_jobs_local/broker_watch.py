@@ -7,8 +7,8 @@ This connection (on the service listener) reads that feed to:
 
 * know which client ids are connected with which certificate (CN = MQTT username);
 * check iot:Connect for each new device connection, and close the ones the certificate's
-  policies refuse, by taking their client id over from the service listener (Mosquitto closes
-  the older connection: MQTT 5 DISCONNECT 0x8E "session taken over");
+  policies refuse, by taking their client id over from the service listener (Mosquitto 2.0.11
+  then closes the older connection's socket, without a DISCONNECT packet);
 * confirm that a SIGHUP reload finished: Mosquitto logs ``Reloading config.`` at the start of the
   reload, and a PUBLISH we send after reading that line is only handled once the reload is done.
 
