@@ -495,3 +495,30 @@ def test_certificates_issued_by_an_older_version_keep_working(tmp_path: Path) ->
             device.close()
     finally:
         svc.stop()
+
+
+def test_a_device_cannot_take_over_the_services_own_client_ids(service_factory: Callable[[], ServiceProcess]) -> None:
+    """Client ids are one space for the whole broker; the service's own are refused to devices even
+    when their policy allows any client id (the default device policy does)."""
+    svc = service_factory()
+    thing = unique("thief")
+    cert, key = svc.provision(thing)
+    thief = Mqtt(svc, cert, key, "iot-jobs-local-service")
+    try:
+        thief.disconnected.result(RESPONSE_TIMEOUT)
+    finally:
+        thief.close()
+    device = Mqtt(svc, cert, key)
+    try:
+        device.subscribe(f"$aws/things/{thing}/jobs/get/+")
+        deadline = time.monotonic() + RESPONSE_TIMEOUT
+        while True:  # the service's link reconnects after being cut off; requests meanwhile are lost
+            token = uuid.uuid4().hex
+            assert allowed(device.publish(f"$aws/things/{thing}/jobs/get", json.dumps({"clientToken": token}).encode()))
+            with contextlib.suppress(AssertionError):
+                reply = device.expect(f"$aws/things/{thing}/jobs/get/accepted", timeout=1.0)
+                if json.loads(reply.payload)["clientToken"] == token:
+                    break
+            assert time.monotonic() < deadline, "the service never answered again"
+    finally:
+        device.close()

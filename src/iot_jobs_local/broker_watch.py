@@ -37,16 +37,24 @@ BARRIER_TOPIC = "$aws/iot-jobs-local/barrier"
 
 _STAMP = re.compile(r"^\d+: ")
 _NEW_CONNECTION = re.compile(r"^New connection from (?P<addr>\S+) on port (?P<port>\d+)\.$")
+# Client ids may contain anything, newlines included: DOTALL, and the fixed parts anchored at the end.
 _CONNECTED = re.compile(
-    r"^New client connected from (?P<addr>\S+) as (?P<id>.*) \(p\d+, c\d+, k\d+(?:, u'(?P<user>.*)')?\)\.$"
+    r"^New client connected from (?P<addr>\S+) as (?P<id>.*) \(p\d+, c\d+, k\d+(?:, u'(?P<user>.*)')?\)\.$",
+    re.DOTALL,
 )
-_GONE = (
-    re.compile(r"^Client (?P<id>.*) disconnected(?:: .*| due to .*)?\.$"),
-    re.compile(r"^Client (?P<id>.*) closed its connection\.$"),
-    re.compile(r"^Client (?P<id>.*) has exceeded timeout, disconnecting\.$"),
-    re.compile(r"^Client (?P<id>.*) been disconnected by administrative action\.$"),
-    re.compile(r"^Socket error on client (?P<id>.*), disconnecting\.$"),
+_GONE = tuple(
+    re.compile(pattern, re.DOTALL)
+    for pattern in (
+        r"^Client (?P<id>.*) disconnected(?:: .*| due to .*)?\.$",
+        r"^Client (?P<id>.*) closed its connection\.$",
+        r"^Client (?P<id>.*) has exceeded timeout, disconnecting\.$",
+        r"^Client (?P<id>.*) been disconnected by administrative action\.$",
+        r"^Socket error on client (?P<id>.*), disconnecting\.$",
+    )
 )
+#: Client ids devices may not use whatever their policy says: the service's own connections share
+#: the broker's client id space (taking one over would cut the service off), and AWS reserves ``$``.
+RESERVED_CLIENT_ID_PREFIXES = ("iot-jobs-local-", "$")
 _RELOADING = "Reloading config."
 
 
@@ -112,7 +120,7 @@ class BrokerWatch:
             await asyncio.sleep(0.2)  # back-off before reconnecting to a restarting broker
 
     def handle_line(self, line: str) -> None:
-        line = _STAMP.sub("", line.strip())
+        line = _STAMP.sub("", line.strip("\r\n "))
         if line == _RELOADING:
             self._reloaded.set()
             return
@@ -139,11 +147,11 @@ class BrokerWatch:
         previous = self.live.pop(client_id, None)
         if previous is not None:
             self._on_client(previous)
-        if port != self._device_port or user is None:
+        if user is None or (port != self._device_port if port is not None else user == SERVICE_USER):
             return
         self.live[client_id] = user
         self._on_client(user)
-        if not self._may_connect(user, client_id):
+        if client_id.startswith(RESERVED_CLIENT_ID_PREFIXES) or not self._may_connect(user, client_id):
             log.info("iot:Connect refused for client id %r (certificate CN %s): disconnecting it", client_id, user)
             self.kick(client_id)
 
