@@ -453,9 +453,10 @@ def test_provision_attaches_the_default_device_policy(service: ServiceProcess) -
 
 def test_provision_while_the_service_is_stopped(service_factory: Callable[[], ServiceProcess]) -> None:
     svc = service_factory()
-    svc.stop()
     thing = unique("offline")
-    cert, key = svc.provision(thing)  # applied to the state directory directly
+    svc.iot().create_thing(thingName=thing, attributePayload={"attributes": {"site": "lab"}})
+    svc.stop()
+    cert, key = svc.provision(thing)  # applied to the state directory directly; the thing is kept
     svc.start()
     device = Mqtt(svc, cert, key)
     try:
@@ -464,6 +465,7 @@ def test_provision_while_the_service_is_stopped(service_factory: Callable[[], Se
         assert json.loads(device.expect(f"$aws/things/{thing}/jobs/get/accepted").payload)["clientToken"] == "c1"
     finally:
         device.close()
+    assert svc.iot().describe_thing(thingName=thing)["attributes"] == {"site": "lab"}
 
 
 def test_certificates_issued_by_an_older_version_keep_working(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,8 +32,11 @@ from cryptography.exceptions import InvalidSignature
 
 from . import pki
 from .identity import IdentityService
-from .identity_errors import ResourceAlreadyExistsException, ResourceNotFoundException
+from .identity_errors import IdentityError, ResourceAlreadyExistsException, ResourceNotFoundException
+from .jobs.errors import JobsError, ResourceAlreadyExists
 from .state_dir import StateDir
+
+log = logging.getLogger(__name__)
 
 DEFAULT_POLICY_NAME = "iot-jobs-local-device"
 THING_VARIABLE = "${iot:Connection.Thing.ThingName}"
@@ -132,18 +136,24 @@ def _attach_default(registry: Registry, thing: str, certificate_arn: str) -> Non
 
 
 def adopt_legacy_devices(state: StateDir, registry: Registry) -> list[str]:
-    """Adopt every certificate an older version issued into ``devices/``; the things adopted."""
+    """Adopt every certificate an older version issued into ``devices/``; the things adopted.
+
+    A directory that cannot be adopted (not a thing name, not a certificate of ours) is skipped.
+    """
     adopted = []
     devices = state.root / "devices"
     for directory in sorted(devices.iterdir()) if devices.is_dir() else []:
         cert = state.device_cert(directory.name)
-        if not cert.is_file() or registry.certificate_known(pki.facts(cert.read_bytes()).certificate_id):
-            continue
-        registry.ensure_thing(directory.name)
-        arn = registry.adopt(cert.read_bytes())
-        if arn is not None:
-            _attach_default(registry, directory.name, arn)
-            adopted.append(directory.name)
+        try:
+            if not cert.is_file() or registry.certificate_known(pki.facts(cert.read_bytes()).certificate_id):
+                continue
+            registry.ensure_thing(directory.name)
+            arn = registry.adopt(cert.read_bytes())
+            if arn is not None:
+                _attach_default(registry, directory.name, arn)
+                adopted.append(directory.name)
+        except (JobsError, IdentityError, ValueError, OSError) as exc:
+            log.warning("not adopting the certificate in %s: %s", directory, exc)
     return adopted
 
 
@@ -158,7 +168,8 @@ class LocalRegistry:
         self.account = identity.account
 
     def ensure_thing(self, thing: str) -> None:
-        self._create_thing(thing)
+        with contextlib.suppress(ResourceAlreadyExists):  # it exists (with other attributes)
+            self._create_thing(thing)
 
     def certificate_known(self, certificate_id: str) -> bool:
         try:
