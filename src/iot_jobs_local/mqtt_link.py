@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 
 REPLY_QOS = 0
 EVENT_QOS = 1
+#: QoS 1 events awaiting their PUBACK at once. Publishing one at a time costs a broker round trip
+#: each (a CreateJob on a 10,000-thing group publishes 20,000 events); a window pipelines them while
+#: paho keeps them in order on the one connection.
+EVENT_WINDOW = 500
 
 
 def _encode(message: Outgoing) -> bytes:
@@ -34,16 +38,18 @@ class ServiceLink:
         self._port = port
         self._password = password
         self._api = api
-        self._events: asyncio.Queue[Outgoing] = asyncio.Queue()
+        self._changes: asyncio.Queue[Sequence[PendingChange]] = asyncio.Queue()
         self._client: aiomqtt.Client | None = None
         self.ready = asyncio.Event()
         self._loop = asyncio.get_running_loop()
 
     def publish_changes(self, changes: Sequence[PendingChange]) -> None:
-        """Engine listener. Deferred with ``call_soon`` so a request's reply is published before its events."""
-        for change in changes:
-            for message in self._api.events(change):
-                self._loop.call_soon(self._events.put_nowait, message)
+        """Engine listener. Deferred with ``call_soon`` so a request's reply is published before its events.
+
+        Payloads are built by the publisher task, not here, so a change touching thousands of things
+        does not delay the response of the operation that caused it.
+        """
+        self._loop.call_soon(self._changes.put_nowait, changes)
 
     async def run(self) -> None:
         """Serve requests until cancelled, reconnecting if the broker goes away."""
@@ -79,13 +85,30 @@ class ServiceLink:
                     await client.publish(reply.topic, _encode(reply), qos=REPLY_QOS)
 
     async def _publish_events(self) -> None:
-        while True:
-            message = await self._events.get()
-            client = self._client
-            if client is None:
-                log.warning("broker unavailable: dropped event on %s", message.topic)
-                continue
-            try:
-                await client.publish(message.topic, _encode(message), qos=EVENT_QOS)
-            except aiomqtt.MqttError as exc:
-                log.warning("could not publish event on %s: %s", message.topic, exc)
+        """Publish each batch's events in order, up to ``EVENT_WINDOW`` of them awaiting their PUBACK."""
+        window = asyncio.Semaphore(EVENT_WINDOW)
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                changes = await self._changes.get()
+                for change in changes:
+                    for message in self._api.events(change):
+                        await window.acquire()
+                        task = asyncio.create_task(self._publish_event(message))
+                        in_flight.add(task)
+                        task.add_done_callback(in_flight.discard)
+                        task.add_done_callback(lambda _: window.release())
+                    await asyncio.sleep(0)  # let requests in between the things of a large batch
+        finally:
+            for task in in_flight:
+                task.cancel()
+
+    async def _publish_event(self, message: Outgoing) -> None:
+        client = self._client
+        if client is None:
+            log.warning("broker unavailable: dropped event on %s", message.topic)
+            return
+        try:
+            await client.publish(message.topic, _encode(message), qos=EVENT_QOS)
+        except aiomqtt.MqttError as exc:
+            log.warning("could not publish event on %s: %s", message.topic, exc)

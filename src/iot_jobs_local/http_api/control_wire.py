@@ -1,11 +1,15 @@
-"""Domain records to the control plane's (``iot``) JSON shapes. Timestamps are epoch seconds."""
+"""Domain records to the control plane's (``iot``) job shapes. Timestamps are epoch seconds.
+
+The control plane's JobExecution differs from the device's: ``thingArn`` instead of
+``thingName``, ``statusDetails`` nested as ``{"detailsMap": {...}}``, no job document.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any
 
-from ..jobs.model import Execution, ExecutionStatus, Job, JobStatus, Thing
+from ..jobs.model import Execution, ExecutionStatus, Job, JobStatus, JobTemplate
 
 _COUNTERS = {
     ExecutionStatus.CANCELED: "numberOfCanceledThings",
@@ -18,34 +22,24 @@ _COUNTERS = {
     ExecutionStatus.TIMED_OUT: "numberOfTimedOutThings",
 }
 
-
-def thing(t: Thing) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "defaultClientId": t.thing_name,
-        "thingName": t.thing_name,
-        "thingId": t.thing_id,
-        "thingArn": t.thing_arn,
-    }
-    if t.thing_type_name:
-        out["thingTypeName"] = t.thing_type_name
-    out["attributes"] = dict(t.attributes)
-    out["version"] = t.version
-    return out
+#: DescribeJobTemplate members kept in the template's configuration (wire names).
+_TEMPLATE_MEMBERS = (
+    "presignedUrlConfig",
+    "jobExecutionsRolloutConfig",
+    "abortConfig",
+    "timeoutConfig",
+    "jobExecutionsRetryConfig",
+    "maintenanceWindows",
+    "destinationPackageVersions",
+)
 
 
-def process_details(executions: Iterable[Execution]) -> dict[str, Any]:
+def process_details(counts: Mapping[ExecutionStatus, int]) -> dict[str, Any]:
     """Counts over each thing's latest execution of the job."""
-    latest: dict[str, Execution] = {}
-    for e in executions:
-        if e.thing_name not in latest or e.execution_number > latest[e.thing_name].execution_number:
-            latest[e.thing_name] = e
-    counts = dict.fromkeys(_COUNTERS.values(), 0)
-    for e in latest.values():
-        counts[_COUNTERS[e.status]] += 1
-    return counts
+    return {name: counts.get(status, 0) for status, name in _COUNTERS.items()}
 
 
-def job(j: Job, executions: Iterable[Execution]) -> dict[str, Any]:
+def job(j: Job, counts: Mapping[ExecutionStatus, int]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "jobArn": j.job_arn,
         "jobId": j.job_id,
@@ -64,8 +58,79 @@ def job(j: Job, executions: Iterable[Execution]) -> dict[str, Any]:
     out["lastUpdatedAt"] = j.last_updated_at
     if j.completed_at is not None:
         out["completedAt"] = j.completed_at
-    out["jobProcessDetails"] = process_details(executions)
+    out["jobProcessDetails"] = process_details(counts)
     out["isConcurrent"] = False
     for key, value in j.config.items():
         out.setdefault(key, value)
     return out
+
+
+def job_summary(j: Job) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "jobArn": j.job_arn,
+        "jobId": j.job_id,
+        "targetSelection": j.target_selection.value,
+        "status": j.status.value,
+        "isConcurrent": False,
+        "createdAt": j.created_at,
+        "lastUpdatedAt": j.last_updated_at,
+    }
+    if j.completed_at is not None:
+        out["completedAt"] = j.completed_at
+    return out
+
+
+def job_reference(j: Job) -> dict[str, Any]:
+    """CreateJob / CancelJob / AssociateTargetsWithJob output."""
+    out: dict[str, Any] = {"jobArn": j.job_arn, "jobId": j.job_id}
+    if j.description is not None:
+        out["description"] = j.description
+    return out
+
+
+def execution(e: Execution, thing_arn: str) -> dict[str, Any]:
+    """Control-plane JobExecution. ``approximateSecondsBeforeTimedOut`` is left out: no timer is armed."""
+    out: dict[str, Any] = {"jobId": e.job_id, "status": e.status.value}
+    if e.status is ExecutionStatus.CANCELED or e.force_canceled:
+        out["forceCanceled"] = e.force_canceled
+    out["statusDetails"] = {"detailsMap": dict(e.status_details)}
+    out["thingArn"] = thing_arn
+    out["queuedAt"] = e.queued_at
+    if e.started_at is not None:
+        out["startedAt"] = e.started_at
+    out["lastUpdatedAt"] = e.last_updated_at
+    out["executionNumber"] = e.execution_number
+    out["versionNumber"] = e.version_number
+    return out
+
+
+def execution_summary(e: Execution) -> dict[str, Any]:
+    out: dict[str, Any] = {"status": e.status.value, "queuedAt": e.queued_at}
+    if e.started_at is not None:
+        out["startedAt"] = e.started_at
+    out["lastUpdatedAt"] = e.last_updated_at
+    out["executionNumber"] = e.execution_number
+    return out
+
+
+def template(t: JobTemplate) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "jobTemplateArn": t.arn,
+        "jobTemplateId": t.template_id,
+        "description": t.description,
+        "document": t.document,
+        "createdAt": t.created_at,
+    }
+    for key in _TEMPLATE_MEMBERS:
+        if key in t.config:
+            out[key] = t.config[key]
+    return out
+
+
+def template_summary(t: JobTemplate) -> dict[str, Any]:
+    return {
+        "jobTemplateArn": t.arn,
+        "jobTemplateId": t.template_id,
+        "description": t.description,
+        "createdAt": t.created_at,
+    }

@@ -15,6 +15,8 @@ from urllib.parse import unquote
 import botocore.session
 from botocore.model import OperationModel, ServiceModel, Shape
 
+from . import validation
+
 
 class BadRequest(Exception):
     """The request cannot be parsed into the operation's input."""
@@ -26,6 +28,8 @@ class Route:
     method: str
     pattern: re.Pattern[str]
     static_query: dict[str, str]
+    #: The URI up to its first label: a cheap test before the regular expression.
+    prefix: str = ""
 
     @property
     def name(self) -> str:
@@ -57,7 +61,8 @@ def load_routes(service: str) -> list[Route]:
     for name in model.operation_names:
         operation = model.operation_model(name)
         pattern, static_query = _compile(operation.http["requestUri"])
-        routes.append(Route(operation, operation.http["method"], pattern, static_query))
+        prefix = operation.http["requestUri"].partition("?")[0].split("{", 1)[0]
+        routes.append(Route(operation, operation.http["method"], pattern, static_query, prefix))
     # Literal paths win over labelled ones ("/things/t/jobs/$next" before "/things/t/jobs/{jobId}").
     routes.sort(key=lambda r: (r.pattern.pattern.count("(?P<"), -len(r.pattern.pattern)))
     return routes
@@ -69,6 +74,8 @@ def match(
     """Match on the raw (still percent-encoded) path, then decode each label."""
     allowed = False
     for route in routes:
+        if not raw_path.startswith(route.prefix):
+            continue
         found = route.pattern.match(raw_path)
         if found is None:
             continue
@@ -131,6 +138,9 @@ def parse_input(
     missing = [m for m in shape.required_members if m not in params]
     if missing:
         raise BadRequest(f"Missing required parameter(s): {', '.join(missing)}")
+    problems = validation.problems(shape, params)
+    if problems:
+        raise BadRequest(validation.message(problems))
     return params
 
 

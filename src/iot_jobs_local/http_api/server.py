@@ -21,7 +21,7 @@ from aiohttp import web
 from ..engine import Engine
 from ..identity_errors import IdentityError
 from ..jobs import errors
-from . import iot_handlers
+from . import data_handlers, iot_handlers
 from .iot_handlers import Handler
 from .routes import BadRequest, Route, error_status, load_routes, match, parse_input
 from .sigv4 import AuthFailure, Verifier
@@ -38,6 +38,7 @@ ERROR_CODES: dict[type[errors.JobsError], str] = {
     errors.InvalidStateTransition: "InvalidStateTransitionException",
     errors.VersionMismatch: "VersionConflictException",
     errors.LimitExceeded: "LimitExceededException",
+    errors.Conflict: "ConflictException",
 }
 
 
@@ -70,7 +71,7 @@ class HttpApi:
         self._models = {name: session.get_service_model(name) for name in ("iot", "iot-jobs-data")}
         self._services = {
             "iot": ServiceApi("iot", load_routes("iot"), {**iot_handlers.HANDLERS, **(iot_extra or {})}),
-            "iot-jobs-data": ServiceApi("iot-jobs-data", load_routes("iot-jobs-data"), {}),
+            "iot-jobs-data": ServiceApi("iot-jobs-data", load_routes("iot-jobs-data"), data_handlers.HANDLERS),
         }
 
     def app(self) -> web.Application:

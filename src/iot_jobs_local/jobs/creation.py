@@ -8,14 +8,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidRequest
-from .model import Execution, ExecutionStatus, Job, JobStatus, TargetSelection
+from .errors import InvalidRequest, ResourceNotFound
+from .model import Execution, ExecutionStatus, Job, JobStatus, JobTemplate, TargetSelection
 from .requests import JOB_ID_RE, THING_NAME_RE
 
 MAX_DOCUMENT_BYTES = 32768
 MAX_DESCRIPTION = 2028
 MAX_TARGETS = 100
 _TARGET_RE = re.compile(r"^arn:aws[a-z-]*:iot:([a-z0-9-]+):(\d{12}):(thing|thinggroup)/([a-zA-Z0-9:_-]{1,128})\Z")
+_TEMPLATE_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:iot:([a-z0-9-]+):(\d{12})?:jobtemplate/([a-zA-Z0-9_-]{1,64})(:[0-9.]+)?\Z"
+)
+_JOB_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iot:([a-z0-9-]+):(\d{12}):job/([a-zA-Z0-9_-]{1,64})\Z")
+
+#: The configuration blocks a job template carries into CreateJob (wire names). A block given
+#: explicitly in CreateJob overrides the template's.
+TEMPLATE_CONFIG_MEMBERS = (
+    "presignedUrlConfig",
+    "jobExecutionsRolloutConfig",
+    "abortConfig",
+    "timeoutConfig",
+    "jobExecutionsRetryConfig",
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,51 @@ def parse_targets(targets: Any, region: str, account: str) -> list[Target]:
             raise InvalidRequest(f"Target {arn!r} is not in region {region} of account {account}")
         parsed.append(Target(match.group(3), match.group(4)))
     return parsed
+
+
+def unique_targets(targets: Sequence[Target]) -> list[Target]:
+    """The targets without repeats, in their first order."""
+    return list(dict.fromkeys(targets))
+
+
+def check_target_count(count: int) -> None:
+    # UNCONFIRMED: the code for more than 100 targets (also AssociateTargetsWithJob's running total);
+    # InvalidRequestException rather than the retried LimitExceededException.
+    if count > MAX_TARGETS:
+        raise InvalidRequest(f"A job may have at most {MAX_TARGETS} targets, got {count}")
+
+
+def template_id_from_arn(arn: str, region: str, account: str) -> str:
+    """The id of one of this account's job templates; AWS managed templates are not served here."""
+    match = _TEMPLATE_ARN_RE.match(arn)
+    if match is None:
+        raise InvalidRequest(f"jobTemplateArn {arn!r} is not a job template ARN")
+    if match.group(2) is None:
+        raise ResourceNotFound(f"Managed job template {match.group(3)} is not available in this service")
+    if match.group(1) != region or match.group(2) != account:
+        raise ResourceNotFound(f"Job template {arn} cannot be found.")
+    return match.group(3)
+
+
+def job_id_from_arn(arn: str, region: str, account: str) -> str:
+    match = _JOB_ARN_RE.match(arn)
+    if match is None:
+        raise InvalidRequest(f"jobArn {arn!r} is not a job ARN")
+    if match.group(1) != region or match.group(2) != account:
+        raise ResourceNotFound(f"Job {arn} cannot be found.")
+    return match.group(3)
+
+
+def from_template(template: JobTemplate, document: Any, config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """CreateJob with ``jobTemplateArn``: the template's document, its configuration under the request's.
+
+    UNCONFIRMED: a request that also carries its own document is refused rather than overriding it.
+    """
+    if document is not None:
+        raise InvalidRequest("Specify either a document or a jobTemplateArn, not both")
+    merged = {k: v for k, v in template.config.items() if k in TEMPLATE_CONFIG_MEMBERS}
+    merged.update(config)
+    return template.document, merged
 
 
 def check_document(document: str) -> None:

@@ -37,11 +37,19 @@ class InvalidStateTransition(JobsError):
 
 
 class VersionMismatch(JobsError):
-    """``expectedVersion`` does not match the execution's current version."""
+    """``expectedVersion`` does not match the current version (of an execution, a thing or a group)."""
 
-    def __init__(self, message: str, execution: Execution) -> None:
+    def __init__(self, message: str, execution: Execution | None = None) -> None:
         super().__init__(message)
         self.execution = execution
+
+
+class Conflict(JobsError):
+    """A resource with this id already exists (CreateJobTemplate's ConflictException)."""
+
+    def __init__(self, message: str, resource_id: str) -> None:
+        super().__init__(message)
+        self.resource_id = resource_id
 
 
 class LimitExceeded(JobsError):

@@ -95,3 +95,28 @@ class Thing:
     attributes: dict[str, str] = field(default_factory=dict)
     version: int = 1
     thing_type_name: str | None = None
+
+
+@dataclass(frozen=True)
+class ThingGroup:
+    """A static thing group. The parent is fixed at creation."""
+
+    name: str
+    group_id: str
+    arn: str
+    created_at: float
+    parent_name: str | None = None
+    description: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class JobTemplate:
+    template_id: str
+    arn: str
+    description: str
+    document: str
+    created_at: float
+    #: The optional CreateJobTemplate members (wire names), as given or copied from a job.
+    config: dict[str, Any] = field(default_factory=dict)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from typing import Any
 
 from .errors import InvalidRequest, InvalidStateTransition, ResourceNotFound, VersionMismatch
 from .model import DEVICE_SETTABLE, Execution, ExecutionStatus, Job, JobStatus, TargetSelection
@@ -100,11 +101,7 @@ def update(execution: Execution | None, request: UpdateRequest, now: float) -> E
 
 def settle_job(job: Job, executions: Iterable[Execution], now: float) -> Job:
     """A SNAPSHOT job is COMPLETED once every one of its executions is terminal."""
-    if job.status is not JobStatus.IN_PROGRESS or job.target_selection is not TargetSelection.SNAPSHOT:
-        return job
-    if any(e.status.is_pending for e in executions):
-        return job
-    return replace(job, status=JobStatus.COMPLETED, completed_at=now, last_updated_at=now)
+    return settle_job_status(job, any(e.status.is_pending for e in executions), now)
 
 
 def check_deletable(job: Job, executions: Iterable[Execution], force: bool) -> None:
@@ -120,3 +117,126 @@ def check_deletable(job: Job, executions: Iterable[Execution], force: bool) -> N
             f"Job {job.job_id} is {job.status.value}; it can be deleted only when COMPLETED or CANCELED, "
             "or with force=true"
         )
+
+
+# service-side changes ----------------------------------------------------------------------------
+#: UNCONFIRMED: what CancelJob does to a job that is already CANCELED (succeed again, canceling with
+#: ``force`` whatever is still IN_PROGRESS) or COMPLETED (refused with InvalidRequestException: the
+#: model lists no InvalidStateTransitionException for CancelJob).
+CANCELABLE_JOB_STATUSES = frozenset({JobStatus.IN_PROGRESS, JobStatus.SCHEDULED, JobStatus.CANCELED})
+
+#: DeleteJobExecution without ``force`` deletes only terminal executions (API reference: "Otherwise,
+#: you can only delete a job execution which is in a terminal state"). UNCONFIRMED: the CLI guide
+#: also allows QUEUED; flip this to follow it.
+DELETE_QUEUED_EXECUTION_WITHOUT_FORCE = False
+
+
+def settle_job_status(job: Job, any_pending: bool, now: float) -> Job:
+    """``settle_job`` for callers that know whether any execution of the job is still pending."""
+    if job.status is not JobStatus.IN_PROGRESS or job.target_selection is not TargetSelection.SNAPSHOT:
+        return job
+    if any_pending:
+        return job
+    return replace(job, status=JobStatus.COMPLETED, completed_at=now, last_updated_at=now)
+
+
+def service_update(
+    execution: Execution,
+    status: ExecutionStatus,
+    now: float,
+    *,
+    force_canceled: bool = False,
+    status_details: dict[str, str] | None = None,
+) -> Execution:
+    """A change the service makes (cancel, removal): bumps versionNumber like a device update.
+
+    UNCONFIRMED whether AWS bumps it; the reference recommends it, since CancelJobExecution takes an
+    ``expectedVersion``.
+    """
+    return replace(
+        execution,
+        status=status,
+        last_updated_at=now,
+        version_number=execution.version_number + 1,
+        force_canceled=force_canceled or execution.force_canceled,
+        status_details=status_details if status_details is not None else execution.status_details,
+        step_timeout_minutes=None,
+    )
+
+
+def cancel_job(job: Job, force: bool, reason_code: str | None, comment: str | None, now: float) -> Job:
+    """CancelJob: the job becomes CANCELED; ``force`` is recorded (it also cancels IN_PROGRESS executions)."""
+    if job.status not in CANCELABLE_JOB_STATUSES:
+        raise InvalidRequest(f"Job {job.job_id} is {job.status.value} and cannot be canceled")
+    return replace(
+        job,
+        status=JobStatus.CANCELED,
+        force_canceled=force or job.force_canceled,
+        reason_code=reason_code if reason_code is not None else job.reason_code,
+        comment=comment if comment is not None else job.comment,
+        last_updated_at=now,
+    )
+
+
+def cancel_for_job(executions: Iterable[Execution], force: bool, now: float) -> list[Execution]:
+    """The executions CancelJob cancels: every QUEUED one, and the IN_PROGRESS ones with ``force``."""
+    canceled = []
+    for e in executions:
+        if e.status is ExecutionStatus.QUEUED or (force and e.status is ExecutionStatus.IN_PROGRESS):
+            canceled.append(service_update(e, ExecutionStatus.CANCELED, now, force_canceled=force))
+    return canceled
+
+
+def cancel_execution(
+    execution: Execution | None,
+    force: bool,
+    expected_version: int | None,
+    status_details: dict[str, str] | None,
+    now: float,
+) -> Execution:
+    """CancelJobExecution: QUEUED -> CANCELED; IN_PROGRESS -> CANCELED only with ``force``."""
+    if execution is None:
+        raise ResourceNotFound("No job execution found for this thing and job")
+    if expected_version is not None and expected_version != execution.version_number:
+        raise VersionMismatch(
+            f"expectedVersion {expected_version} does not match the current version {execution.version_number}",
+            execution,
+        )
+    if execution.status.is_terminal:
+        # UNCONFIRMED: canceling a terminal execution; the model's InvalidStateTransitionException fits.
+        raise InvalidStateTransition(f"Job execution is already in terminal state {execution.status.value}", execution)
+    if execution.status is ExecutionStatus.IN_PROGRESS and not force:
+        raise InvalidStateTransition("Job execution is IN_PROGRESS; it can be canceled only with force=true", execution)
+    return service_update(execution, ExecutionStatus.CANCELED, now, force_canceled=force, status_details=status_details)
+
+
+def check_execution_deletable(execution: Execution, force: bool) -> None:
+    """DeleteJobExecution: IN_PROGRESS (and QUEUED, see the constant) only with ``force``."""
+    if force or execution.status.is_terminal:
+        return
+    if execution.status is ExecutionStatus.QUEUED and DELETE_QUEUED_EXECUTION_WITHOUT_FORCE:
+        return
+    raise InvalidStateTransition(
+        f"Job execution is {execution.status.value}; only a terminal execution can be deleted without force=true",
+        execution,
+    )
+
+
+def check_associate(job: Job) -> None:
+    """AssociateTargetsWithJob applies to CONTINUOUS jobs that are IN_PROGRESS."""
+    if job.target_selection is not TargetSelection.CONTINUOUS:
+        raise InvalidRequest(f"Job {job.job_id} is a SNAPSHOT job; targets can be added only to CONTINUOUS jobs")
+    if job.status is not JobStatus.IN_PROGRESS:
+        raise InvalidRequest(f"Job {job.job_id} is {job.status.value}; targets can be added only while IN_PROGRESS")
+
+
+def update_job(job: Job, description: str | None, config: dict[str, Any], now: float) -> Job:
+    """UpdateJob: a new description and configuration blocks; the document and targets stay."""
+    if job.status is JobStatus.DELETION_IN_PROGRESS:
+        raise InvalidRequest(f"Job {job.job_id} is being deleted")
+    return replace(
+        job,
+        description=description if description is not None else job.description,
+        config={**job.config, **config},
+        last_updated_at=now,
+    )

@@ -1,0 +1,155 @@
+"""Jobs: create (from a document or a template), describe, list, update, cancel, delete, add targets."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from ..jobs import creation, transitions
+from ..jobs.errors import InvalidRequest, ResourceAlreadyExists, ResourceNotFound
+from ..jobs.model import ExecutionStatus, Job, TargetSelection
+from ..store import Cursor, Page
+from .core import PendingChange
+from .targets import TargetOps
+
+
+class JobOps(TargetOps):
+    def create_job(
+        self,
+        job_id: str,
+        targets: Any,
+        document: Any,
+        description: Any = None,
+        target_selection: Any = None,
+        config: dict[str, Any] | None = None,
+    ) -> Job:
+        """``config`` holds the other CreateJob members (wire names), ``jobTemplateArn`` among them."""
+        creation.check_job_id(job_id)
+        creation.check_description(description)
+        try:
+            selection = TargetSelection(target_selection or "SNAPSHOT")
+        except ValueError:
+            raise InvalidRequest(f"targetSelection {target_selection!r} is not SNAPSHOT or CONTINUOUS") from None
+        parsed = creation.unique_targets(creation.parse_targets(targets, self.identity.region, self.identity.account))
+        config = dict(config or {})
+        now = self._clock()
+        with self._store.transaction():
+            if self._store.get_job(job_id) is not None:
+                raise ResourceAlreadyExists(f"Job {job_id} already exists.", job_id, self.identity.job_arn(job_id))
+            template_arn = config.get("jobTemplateArn")
+            if template_arn is not None:
+                document, config = self._from_template(template_arn, document, config)
+            if not isinstance(document, str):
+                raise InvalidRequest("document is required (documentSource is not supported by this service)")
+            creation.check_document(document)
+            things = self._resolve_targets(parsed)
+            job = creation.new_job(
+                job_id, self.identity.job_arn(job_id), document, targets, selection, description, config, now
+            )
+            self._store.put_job(job)
+            self._store.add_job_targets(job_id, ((t.kind, t.name) for t in parsed))
+            changes = self._queue(job_id, things, now, new_job=True)
+            if not things:
+                job = transitions.settle_job_status(job, False, now)  # a SNAPSHOT job with no things is done
+                self._store.put_job(job)
+        self._emit(changes)
+        return job
+
+    def _from_template(self, template_arn: Any, document: Any, config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        if not isinstance(template_arn, str):
+            raise InvalidRequest("jobTemplateArn must be a string")
+        template_id = creation.template_id_from_arn(template_arn, self.identity.region, self.identity.account)
+        template = self._store.get_template(template_id)
+        if template is None:
+            raise ResourceNotFound(f"Job template {template_id} cannot be found.")
+        return creation.from_template(template, document, config)
+
+    def describe_job(self, job_id: str) -> tuple[Job, dict[ExecutionStatus, int]]:
+        """The job and how many things' latest execution is in each status."""
+        job = self._require_job(job_id)
+        return job, self._store.latest_status_counts(job_id)
+
+    def get_job_document(self, job_id: str) -> str:
+        return self._require_job(job_id).document
+
+    def list_jobs(
+        self,
+        *,
+        status: str | None,
+        target_selection: str | None,
+        group_name: str | None,
+        group_id: str | None,
+        namespace_id: str | None,
+        after: Cursor | None,
+        limit: int,
+    ) -> Page[Job]:
+        if group_id is not None:
+            named = self._store.group_name_by_id(group_id)
+            if named is None or (group_name is not None and group_name != named):
+                return Page([])
+            group_name = named
+        return self._store.list_jobs(
+            status=status,
+            target_selection=target_selection,
+            group_name=group_name,
+            namespace_id=namespace_id,
+            after=after,
+            limit=limit,
+        )
+
+    def update_job(self, job_id: str, description: str | None, config: dict[str, Any]) -> None:
+        now = self._clock()
+        with self._store.transaction():
+            job = self._require_job(job_id)
+            self._store.put_job(transitions.update_job(job, description, config, now))
+
+    def cancel_job(self, job_id: str, force: bool, reason_code: str | None, comment: str | None) -> Job:
+        """The job becomes CANCELED with its QUEUED executions (and, with ``force``, IN_PROGRESS ones)."""
+        now = self._clock()
+        with self._store.transaction():
+            job = transitions.cancel_job(self._require_job(job_id), force, reason_code, comment, now)
+            canceled = transitions.cancel_for_job(self._store.pending_for_job(job_id), force, now)
+            before = self._pending_many({e.thing_name for e in canceled})
+            self._store.put_executions(canceled)
+            self._store.put_job(job)
+            changes = self._changes(before, self._without(before, canceled), now)
+        self._emit(changes)
+        return job
+
+    def delete_job(self, job_id: str, force: bool) -> None:
+        """Without ``force`` only a COMPLETED or CANCELED job with nothing IN_PROGRESS; with it, any job.
+
+        Deletion is immediate: the job is never observed in DELETION_IN_PROGRESS.
+        """
+        now = self._clock()
+        changes: list[PendingChange] = []
+        with self._store.transaction():
+            job = self._require_job(job_id)
+            pending = self._store.pending_for_job(job_id)
+            transitions.check_deletable(job, pending, force)
+            before = self._pending_many({e.thing_name for e in pending})
+            self._store.delete_job(job_id)
+            changes = self._changes(before, self._without(before, pending), now)
+        self._emit(changes)
+
+    def associate_targets_with_job(self, job_id: str, targets: Any) -> Job:
+        """Add targets to a CONTINUOUS job that is IN_PROGRESS; things they newly cover get an execution."""
+        region, account = self.identity.region, self.identity.account
+        added = creation.parse_targets(targets, region, account)
+        now = self._clock()
+        with self._store.transaction():
+            job = self._require_job(job_id)
+            transitions.check_associate(job)
+            existing = creation.unique_targets(creation.parse_targets(list(job.targets), region, account))
+            new = [t for t in creation.unique_targets(added) if t not in existing]
+            creation.check_target_count(len(existing) + len(new))
+            covered_before = set(self._resolve_targets(existing, strict=False))
+            newly_covered = self._resolve_targets(new)
+            arns = {t: arn for arn, t in zip(targets, added, strict=True)}
+            job = replace(job, targets=(*job.targets, *(arns[t] for t in new)), last_updated_at=now)
+            self._store.put_job(job)
+            self._store.add_job_targets(job_id, ((t.kind, t.name) for t in new))
+            joined = [name for name in newly_covered if name not in covered_before]
+            changes = self._queue(job_id, joined, now, new_job=False)
+        self._emit(changes)
+        return job

@@ -1,0 +1,81 @@
+"""Who a job runs on: resolving targets to things, queuing executions, CONTINUOUS membership changes.
+
+A thing group target covers the things in the group and in all its descendants; a thing targeted
+several times (directly, through several groups) gets one execution. SNAPSHOT jobs fix their things
+at creation. CONTINUOUS jobs follow group membership: a thing that becomes a target gets a new
+QUEUED execution, a thing that stops being one has its pending execution REMOVED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from ..jobs import creation, transitions
+from ..jobs.creation import Target
+from ..jobs.errors import ResourceNotFound
+from ..jobs.model import ExecutionStatus
+from .core import EngineCore, PendingChange
+
+
+class TargetOps(EngineCore):
+    def _resolve_targets(self, targets: Sequence[Target], *, strict: bool = True) -> list[str]:
+        """The things the targets cover, each once. ``strict``: a missing thing or group is an error."""
+        thing_names = [t.name for t in targets if t.kind == "thing"]
+        group_names = [t.name for t in targets if t.kind == "thinggroup"]
+        things = self._store.existing_things(thing_names) if thing_names else set()
+        groups = self._store.existing_groups(group_names) if group_names else set()
+        if strict:
+            # UNCONFIRMED: AWS's answer to a target that does not exist (404 is modeled for CreateJob).
+            for name in thing_names:
+                if name not in things:
+                    raise ResourceNotFound(f"Thing {name} cannot be found.")
+            for name in group_names:
+                if name not in groups:
+                    raise ResourceNotFound(f"Thing group {name} cannot be found.")
+        covered = dict.fromkeys(n for n in thing_names if n in things)
+        if groups:
+            covered.update(dict.fromkeys(self._store.things_in_groups(groups)))
+        return list(covered)
+
+    def _queue(self, job_id: str, thing_names: Iterable[str], now: float, *, new_job: bool) -> list[PendingChange]:
+        """Give each thing a new QUEUED execution of the job (unless one is pending) in one batch insert.
+
+        A thing that ran the job before gets the next execution number.
+        """
+        names = list(thing_names)
+        if not names:
+            return []
+        before = self._pending_many(names)
+        latest = {} if new_job else self._store.latest_execution_numbers(job_id, names)
+        queued = []
+        for name in names:
+            if any(e.job_id == job_id for e in before[name]):
+                continue
+            number = latest.get(name, 0) + 1
+            queued.append(creation.new_execution(job_id, name, number, self._store.next_seq(), now))
+        self._store.put_executions(queued)
+        after = {e.thing_name: transitions.pending_order([*before[e.thing_name], e]) for e in queued}
+        return self._changes(before, after, now)
+
+    def _reconcile(self, thing_name: str, targeted_before: set[str], now: float) -> list[PendingChange]:
+        """After ``thing_name``'s group membership changed: follow the CONTINUOUS jobs that target it.
+
+        ``targeted_before`` is ``continuous_jobs_for_thing`` read before the change.
+        """
+        targeted_after = self._store.continuous_jobs_for_thing(thing_name)
+        joined, left = targeted_after - targeted_before, targeted_before - targeted_after
+        if not joined and not left:
+            return []
+        before = self._pending(thing_name)
+        pending_jobs = {e.job_id: e for e in before}
+        changed = []
+        for job_id in sorted(joined):
+            if job_id in pending_jobs:
+                continue
+            number = self._store.latest_execution_numbers(job_id, [thing_name]).get(thing_name, 0) + 1
+            changed.append(creation.new_execution(job_id, thing_name, number, self._store.next_seq(), now))
+        for job_id in left:
+            if job_id in pending_jobs:
+                changed.append(transitions.service_update(pending_jobs[job_id], ExecutionStatus.REMOVED, now))
+        self._store.put_executions(changed)
+        return self._change(thing_name, before, now)

@@ -1,0 +1,78 @@
+"""The connection, transactions and the helpers every query module shares.
+
+WAL with ``synchronous=NORMAL``: a committed transaction survives the death of this process
+(``kill -9``) because it is in the WAL file before ``commit()`` returns; only an OS crash or power
+loss can drop the last transactions.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from . import schema
+
+T = TypeVar("T")
+
+#: A page position: the sort key of the last row of the previous page.
+Cursor = tuple[Any, ...]
+
+
+def json_list(values: Iterable[str]) -> str:
+    """A set of names as one query parameter, read back with ``json_each(?)`` (no 999-variable limit)."""
+    return json.dumps(list(values))
+
+
+def json_map(text: str) -> dict[str, Any]:
+    return {} if text == "{}" else dict(json.loads(text))
+
+
+class StoreBase:
+    """One SQLite database. Not thread-safe: the service uses it from its event loop only."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        schema.ensure(self._db)
+        row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM executions").fetchone()
+        self._seq = int(row[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together, or not at all."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing, and where the next one starts (None on the last page)."""
+
+    items: list[T]
+    cursor: Cursor | None = None
+
+
+def page(items: list[T], limit: int, key: Callable[[T], Cursor]) -> Page[T]:
+    """``items`` was fetched with ``LIMIT limit + 1``: a surplus row means another page follows."""
+    if len(items) > limit:
+        return Page(items[:limit], key(items[limit - 1]))
+    return Page(items)
