@@ -11,6 +11,7 @@ This connection (on the service listener) reads that feed to:
   then closes the older connection's socket, without a DISCONNECT packet);
 * confirm that a SIGHUP reload finished: Mosquitto logs ``Reloading config.`` at the start of the
   reload, and a PUBLISH we send after reading that line is only handled once the reload is done.
+  (Mosquitto only takes the signal when its event loop wakes up, so a packet is sent to wake it.)
 
 Limits: the check happens just after CONNACK, so a refused client is connected for a moment
 (its certificate's topic ACL applies meanwhile); and devices that connect while this connection is
@@ -186,6 +187,9 @@ class BrokerWatch:
         if client is None:
             return False
         try:
+            # Mosquitto blocks signals while it waits for socket events (up to 100 ms): a packet
+            # wakes it, and the SIGHUP is handled on the way out.
+            await client.publish(BARRIER_TOPIC, b"", qos=0)
             await asyncio.wait_for(self._reloaded.wait(), timeout)
             await asyncio.wait_for(client.publish(BARRIER_TOPIC, b"", qos=1), timeout)
         except (asyncio.TimeoutError, aiomqtt.MqttError) as exc:
