@@ -499,6 +499,33 @@ def test_continuous_job_join_when_another_job_is_the_head(
     d.assert_no_event(NEXT_CHANGED)
 
 
+def test_deleting_a_target_group_removes_continuous_executions_of_things_no_longer_targeted(
+    service: ServiceProcess, iot: Any
+) -> None:
+    doomed, other = unique("doomed"), unique("other")
+    iot.create_thing_group(thingGroupName=doomed)
+    iot.create_thing_group(thingGroupName=other)
+    only_doomed, also_other, also_direct = new_things(iot, 3)
+    for thing in (only_doomed, also_other, also_direct):
+        iot.add_thing_to_thing_group(thingGroupName=doomed, thingName=thing)
+    iot.add_thing_to_thing_group(thingGroupName=other, thingName=also_other)
+    job = unique("cont")
+    targets = [group_arn(service, doomed), group_arn(service, other), service.thing_arn(also_direct)]
+    iot.create_job(jobId=job, targets=targets, document=DOC, targetSelection="CONTINUOUS")
+    assert counts(iot, job) == {"numberOfQueuedThings": 3}
+
+    iot.delete_thing_group(thingGroupName=doomed)
+    statuses = {
+        e["thingArn"]: e["jobExecutionSummary"]["status"]
+        for e in iot.list_job_executions_for_job(jobId=job)["executionSummaries"]
+    }
+    assert statuses == {
+        service.thing_arn(only_doomed): "REMOVED",
+        service.thing_arn(also_other): "QUEUED",
+        service.thing_arn(also_direct): "QUEUED",
+    }
+
+
 def test_snapshot_jobs_do_not_follow_membership(service: ServiceProcess, iot: Any) -> None:
     group = unique("fleet")
     iot.create_thing_group(thingGroupName=group)

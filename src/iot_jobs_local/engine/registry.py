@@ -161,10 +161,9 @@ class RegistryOps(TargetOps):
                 raise InvalidRequest(f"Thing group {name} has child groups; delete them first")
             lineage = [name, *(g.name for g in self._store.ancestors(name))]
             members = self._store.direct_members(name) if self._store.jobs_targeting_groups(lineage) else []
-            targeted = {thing: self._store.continuous_jobs_for_thing(thing) for thing in members}
+            targeted = self._store.continuous_jobs_for_things(members)
             self._store.delete_group(name)
-            for thing, before in targeted.items():
-                changes.extend(self._reconcile(thing, before, now))
+            changes = self._reconcile(targeted, now)
         self._emit(changes)
 
     def list_thing_groups(
@@ -193,9 +192,9 @@ class RegistryOps(TargetOps):
                 return
             roots = self._store.roots([*current, group_name])
             registry.check_membership(thing_name, group, roots[group_name], {g: roots[g] for g in current})
-            before = self._store.continuous_jobs_for_thing(thing_name)
+            before = self._store.continuous_jobs_for_things([thing_name])
             self._store.add_member(group_name, thing_name)
-            changes = self._reconcile(thing_name, before, now)
+            changes = self._reconcile(before, now)
         self._emit(changes)
 
     def remove_thing_from_thing_group(self, request: Mapping[str, Any]) -> None:
@@ -206,9 +205,9 @@ class RegistryOps(TargetOps):
             self._require_thing(thing_name)
             if group_name not in self._store.groups_of_thing(thing_name):
                 return
-            before = self._store.continuous_jobs_for_thing(thing_name)
+            before = self._store.continuous_jobs_for_things([thing_name])
             self._store.remove_member(group_name, thing_name)
-            changes = self._reconcile(thing_name, before, now)
+            changes = self._reconcile(before, now)
         self._emit(changes)
 
     def list_things_in_thing_group(self, name: str, recursive: bool, after: Cursor | None, limit: int) -> Page[str]:

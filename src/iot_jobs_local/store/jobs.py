@@ -40,17 +40,22 @@ _JOB_COLUMNS = (
 )
 _TEMPLATE_COLUMNS = "template_id, arn, description, document, created_at, config"
 
-#: CONTINUOUS IN_PROGRESS jobs that target a thing directly or through one of its groups or their
-#: ancestors. Parameters: the thing name, twice.
-_CONTINUOUS_FOR_THING = """
-WITH RECURSIVE anc(name) AS (
-    SELECT group_name FROM group_members WHERE thing_name = ?
+#: For each of a set of things (``json_each`` parameter, given twice): the CONTINUOUS IN_PROGRESS
+#: jobs that target it directly or through one of its groups or their ancestors.
+_CONTINUOUS_FOR_THINGS = """
+WITH RECURSIVE anc(thing, name) AS (
+    SELECT thing_name, group_name FROM group_members WHERE thing_name IN (SELECT value FROM json_each(?))
     UNION
-    SELECT g.parent_name FROM thing_groups AS g JOIN anc ON g.name = anc.name WHERE g.parent_name IS NOT NULL
+    SELECT anc.thing, g.parent_name FROM thing_groups AS g JOIN anc ON g.name = anc.name
+    WHERE g.parent_name IS NOT NULL
 )
-SELECT DISTINCT t.job_id FROM job_targets AS t JOIN jobs AS j ON j.job_id = t.job_id
-WHERE j.target_selection = 'CONTINUOUS' AND j.status = 'IN_PROGRESS'
-  AND ((t.kind = 'thinggroup' AND t.name IN (SELECT name FROM anc)) OR (t.kind = 'thing' AND t.name = ?))
+SELECT anc.thing, t.job_id FROM anc
+JOIN job_targets AS t ON t.kind = 'thinggroup' AND t.name = anc.name
+JOIN jobs AS j ON j.job_id = t.job_id AND j.target_selection = 'CONTINUOUS' AND j.status = 'IN_PROGRESS'
+UNION
+SELECT t.name, t.job_id FROM job_targets AS t
+JOIN jobs AS j ON j.job_id = t.job_id AND j.target_selection = 'CONTINUOUS' AND j.status = 'IN_PROGRESS'
+WHERE t.kind = 'thing' AND t.name IN (SELECT value FROM json_each(?))
 """
 
 
@@ -138,8 +143,14 @@ class JobQueries(StoreBase):
             ((job_id, kind, name) for kind, name in targets),
         )
 
-    def continuous_jobs_for_thing(self, thing_name: str) -> set[str]:
-        return {row[0] for row in self._db.execute(_CONTINUOUS_FOR_THING, (thing_name, thing_name))}
+    def continuous_jobs_for_things(self, thing_names: Iterable[str]) -> dict[str, set[str]]:
+        """Each thing's CONTINUOUS IN_PROGRESS jobs, in one query (things without any map to an empty set)."""
+        names = list(thing_names)
+        out: dict[str, set[str]] = {name: set() for name in names}
+        param = json_list(names)
+        for thing, job_id in self._db.execute(_CONTINUOUS_FOR_THINGS, (param, param)):
+            out[thing].add(job_id)
+        return out
 
     def jobs_targeting_groups(self, group_names: Iterable[str]) -> set[str]:
         rows = self._db.execute(
