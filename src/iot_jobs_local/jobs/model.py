@@ -62,10 +62,21 @@ class Execution:
     seq: int = 0
     step_timeout_minutes: int | None = None
     force_canceled: bool = False
+    #: When the in-progress timer (``timeoutConfig``) and the step timer expire; None when not armed.
+    in_progress_deadline: float | None = None
+    step_deadline: float | None = None
+    #: 0 for a first execution, n for the n-th retry (``jobExecutionsRetryConfig``).
+    retry_attempt: int = 0
 
     @property
     def key(self) -> tuple[str, int]:
         return (self.job_id, self.execution_number)
+
+    @property
+    def deadline(self) -> float | None:
+        """When the execution times out if nothing happens first: the earlier of its two timers."""
+        armed = [d for d in (self.in_progress_deadline, self.step_deadline) if d is not None]
+        return min(armed) if armed else None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from . import timers
 from .errors import InvalidRequest, InvalidStateTransition, ResourceNotFound, VersionMismatch
 from .model import DEVICE_SETTABLE, Execution, ExecutionStatus, Job, JobStatus, TargetSelection
 from .requests import StartNextRequest, UpdateRequest
@@ -36,10 +37,14 @@ def events_for_change(before: Sequence[Execution], after: Sequence[Execution]) -
     return membership_changed, head_before != head_after
 
 
-def start_next(pending: Sequence[Execution], request: StartNextRequest, now: float) -> tuple[Execution | None, bool]:
+def start_next(
+    pending: Sequence[Execution], request: StartNextRequest, now: float, in_progress_timeout: int | None = None
+) -> tuple[Execution | None, bool]:
     """Return (the execution to report, whether it changed). ``pending`` is in ``pending_order``.
 
-    An IN_PROGRESS head is returned unchanged: start-next never starts a second job.
+    An IN_PROGRESS head is returned unchanged: start-next never starts a second job. Starting the
+    head arms its timers: ``in_progress_timeout`` (minutes, the head's job's ``timeoutConfig``) and
+    the request's step timeout.
     """
     if not pending:
         return None, False
@@ -55,11 +60,19 @@ def start_next(pending: Sequence[Execution], request: StartNextRequest, now: flo
         status_details=request.status_details if request.status_details is not None else head.status_details,
         step_timeout_minutes=request.step_timeout_minutes,
     )
+    started = timers.step(timers.started(started, in_progress_timeout, now), request.step_timeout_minutes, now)
     return started, True
 
 
-def update(execution: Execution | None, request: UpdateRequest, now: float) -> Execution:
-    """Apply a device's UpdateJobExecution, or raise the error AWS would reject it with."""
+def update(
+    execution: Execution | None, request: UpdateRequest, now: float, in_progress_timeout: int | None = None
+) -> Execution:
+    """Apply a device's UpdateJobExecution, or raise the error AWS would reject it with.
+
+    ``in_progress_timeout`` (minutes, the job's ``timeoutConfig``) arms the in-progress timer when
+    the execution enters IN_PROGRESS; ``stepTimeoutInMinutes`` sets, replaces or cancels the step
+    timer; a terminal status clears both.
+    """
     if execution is None:
         raise ResourceNotFound("No job execution found for this thing and job")
     if request.status not in DEVICE_SETTABLE:
@@ -88,7 +101,7 @@ def update(execution: Execution | None, request: UpdateRequest, now: float) -> E
     started_at = execution.started_at
     if target is ExecutionStatus.IN_PROGRESS and started_at is None:
         started_at = now
-    return replace(
+    updated = replace(
         execution,
         status=target,
         started_at=started_at,
@@ -97,6 +110,11 @@ def update(execution: Execution | None, request: UpdateRequest, now: float) -> E
         status_details=request.status_details if request.status_details is not None else execution.status_details,
         step_timeout_minutes=step,
     )
+    if target.is_terminal:
+        return timers.cleared(updated)
+    if execution.status is ExecutionStatus.QUEUED:
+        updated = timers.started(updated, in_progress_timeout, now)
+    return timers.step(updated, request.step_timeout_minutes, now)
 
 
 def settle_job(job: Job, executions: Iterable[Execution], now: float) -> Job:
@@ -148,12 +166,12 @@ def service_update(
     force_canceled: bool = False,
     status_details: dict[str, str] | None = None,
 ) -> Execution:
-    """A change the service makes (cancel, removal): bumps versionNumber like a device update.
+    """A change the service makes (cancel, removal, timeout): bumps versionNumber like a device update.
 
     UNCONFIRMED whether AWS bumps it; the reference recommends it, since CancelJobExecution takes an
-    ``expectedVersion``.
+    ``expectedVersion``. Every status the service sets is terminal, so the timers stop.
     """
-    return replace(
+    changed = replace(
         execution,
         status=status,
         last_updated_at=now,
@@ -162,6 +180,14 @@ def service_update(
         status_details=status_details if status_details is not None else execution.status_details,
         step_timeout_minutes=None,
     )
+    return timers.cleared(changed)
+
+
+def time_out(execution: Execution, now: float) -> Execution | None:
+    """IN_PROGRESS -> TIMED_OUT if one of the execution's timers has expired by ``now``, else None."""
+    if not timers.is_due(execution, now):
+        return None
+    return service_update(execution, ExecutionStatus.TIMED_OUT, now)
 
 
 def cancel_job(job: Job, force: bool, reason_code: str | None, comment: str | None, now: float) -> Job:
