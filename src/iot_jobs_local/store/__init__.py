@@ -9,10 +9,11 @@ from __future__ import annotations
 from .base import Cursor, Page
 from .executions import ExecutionQueries
 from .jobs import JobQueries
+from .pacing import PacingQueries
 from .registry import RegistryQueries
 
 
-class Store(RegistryQueries, JobQueries, ExecutionQueries):
+class Store(RegistryQueries, JobQueries, ExecutionQueries, PacingQueries):
     """One SQLite database. Not thread-safe: the service uses it from its event loop only."""
 
 

@@ -12,10 +12,11 @@ from .base import Cursor, Page, StoreBase, json_list, json_map, page
 
 _COLUMNS = (
     "job_id, thing_name, execution_number, status, queued_at, last_updated_at, version_number, "
-    "started_at, status_details, seq, step_timeout_minutes, force_canceled"
+    "started_at, status_details, seq, step_timeout_minutes, force_canceled, in_progress_deadline, step_deadline, "
+    "deadline, retry_attempt"
 )
 _SELECT = f"SELECT {_COLUMNS} FROM executions"
-_INSERT = f"INSERT OR REPLACE INTO executions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT = f"INSERT OR REPLACE INTO executions ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"
 _PENDING = ("QUEUED", "IN_PROGRESS")
 _STATUSES = {s.value: s for s in ExecutionStatus}
 
@@ -34,6 +35,9 @@ def _execution(row: sqlite3.Row) -> Execution:
         seq=row[9],
         step_timeout_minutes=row[10],
         force_canceled=bool(row[11]),
+        in_progress_deadline=row[12],
+        step_deadline=row[13],
+        retry_attempt=row[15],
     )
 
 
@@ -51,6 +55,10 @@ def _row(e: Execution) -> tuple[Any, ...]:
         e.seq,
         e.step_timeout_minutes,
         int(e.force_canceled),
+        e.in_progress_deadline,
+        e.step_deadline,
+        e.deadline,
+        e.retry_attempt,
     )
 
 

@@ -2,14 +2,16 @@
 
 ``PRAGMA user_version`` records the schema version. Version 1 had things, jobs and executions;
 version 2 adds thing groups, memberships, job targets, job templates and the indexes behind every
-lookup the engine makes.
+lookup the engine makes; version 3 adds the lifecycle in time: execution deadlines and retry
+attempts, the pacing of jobs (``job_pacing``) and the things waiting for their rollout
+(``rollout_queue``).
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-VERSION = 2
+VERSION = 3
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS things (
@@ -49,6 +51,10 @@ CREATE TABLE IF NOT EXISTS executions (
     seq INTEGER NOT NULL,
     step_timeout_minutes INTEGER,
     force_canceled INTEGER NOT NULL,
+    in_progress_deadline REAL,
+    step_deadline REAL,
+    deadline REAL,
+    retry_attempt INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (job_id, thing_name, execution_number)
 );
 CREATE INDEX IF NOT EXISTS executions_by_thing ON executions (thing_name, status);
@@ -88,6 +94,21 @@ CREATE INDEX IF NOT EXISTS thing_groups_by_parent ON thing_groups (parent_name);
 CREATE INDEX IF NOT EXISTS group_members_by_thing ON group_members (thing_name);
 CREATE INDEX IF NOT EXISTS job_targets_by_target ON job_targets (kind, name);
 CREATE INDEX IF NOT EXISTS job_templates_by_created ON job_templates (created_at, template_id);
+CREATE INDEX IF NOT EXISTS executions_by_deadline ON executions (deadline) WHERE deadline IS NOT NULL;
+CREATE TABLE IF NOT EXISTS job_pacing (
+    job_id TEXT PRIMARY KEY,
+    next_batch_at REAL,
+    ended INTEGER NOT NULL,
+    wake_at REAL
+);
+CREATE INDEX IF NOT EXISTS job_pacing_by_wake ON job_pacing (wake_at) WHERE wake_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS rollout_queue (
+    job_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    thing_name TEXT NOT NULL,
+    target TEXT NOT NULL,
+    PRIMARY KEY (job_id, seq)
+) WITHOUT ROWID;
 """
 
 #: Version 1 jobs could target things only; record those targets in ``job_targets``.
@@ -98,6 +119,14 @@ FROM jobs AS j, json_each(j.targets) AS t
 WHERE instr(t.value, ':thing/') > 0;
 """
 
+#: Versions 1 and 2 had no deadlines and no retries.
+_TO_3 = (
+    "ALTER TABLE executions ADD COLUMN in_progress_deadline REAL",
+    "ALTER TABLE executions ADD COLUMN step_deadline REAL",
+    "ALTER TABLE executions ADD COLUMN deadline REAL",
+    "ALTER TABLE executions ADD COLUMN retry_attempt INTEGER NOT NULL DEFAULT 0",
+)
+
 
 def ensure(db: sqlite3.Connection) -> None:
     """Create the schema, or upgrade an older database, in one transaction."""
@@ -107,6 +136,9 @@ def ensure(db: sqlite3.Connection) -> None:
     had_jobs = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'").fetchone()
     db.execute("BEGIN IMMEDIATE")
     try:
+        if had_jobs is not None and version < 3:
+            for statement in _TO_3:
+                db.execute(statement)
         for statement in filter(str.strip, _TABLES.split(";")):
             db.execute(statement)
         if had_jobs is not None and version < 2:
