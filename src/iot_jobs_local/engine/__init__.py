@@ -9,12 +9,13 @@ from __future__ import annotations
 from .core import MAX_PENDING_LISTED, Identity, Listener, Located, PendingChange, document_object
 from .devices import DeviceOps
 from .executions import ExecutionOps
+from .firing import FiringOps
 from .jobs import JobOps
 from .registry import RegistryOps
 from .templates import TemplateOps
 
 
-class Engine(DeviceOps, RegistryOps, JobOps, ExecutionOps, TemplateOps):
+class Engine(DeviceOps, RegistryOps, JobOps, FiringOps, ExecutionOps, TemplateOps):
     """Every operation of the local service, over one store, one clock and one set of listeners."""
 
 

@@ -65,6 +65,8 @@ class Identity:
 
 
 Listener = Callable[[Sequence[PendingChange]], None]
+#: Told of each new deadline (virtual epoch seconds) that something must happen at.
+DeadlineListener = Callable[[float], None]
 Pending = Mapping[str, Sequence[Execution]]
 
 
@@ -74,10 +76,20 @@ class EngineCore:
         self.identity = identity
         self._clock = clock
         self._listeners: list[Listener] = []
+        self._deadline_listeners: list[DeadlineListener] = []
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener`` with the pending-set changes of each committed operation."""
         self._listeners.append(listener)
+
+    def watch_deadlines(self, listener: DeadlineListener) -> None:
+        """Call ``listener`` with each deadline an operation sets (a timer, a batch, a scheduled time)."""
+        self._deadline_listeners.append(listener)
+
+    def _deadline(self, at: float | None) -> None:
+        if at is not None:
+            for listener in self._deadline_listeners:
+                listener(at)
 
     def now(self) -> float:
         return self._clock()
@@ -136,11 +148,13 @@ class EngineCore:
         return self._changes({thing_name: before}, {thing_name: self._pending(thing_name)}, now)
 
     def _settle_job(self, job_id: str, now: float) -> None:
-        """A SNAPSHOT job whose executions are all terminal becomes COMPLETED."""
+        """A SNAPSHOT job whose executions are all terminal, with no thing waiting for its rollout,
+        becomes COMPLETED."""
         job = self._store.get_job(job_id)
         if job is None:
             return
-        settled = transitions.settle_job_status(job, self._store.job_has_pending(job_id), now)
+        unfinished = self._store.job_has_pending(job_id) or bool(self._store.rolling_out([job_id]))
+        settled = transitions.settle_job_status(job, unfinished, now)
         if settled is not job:
             self._store.put_job(settled)
 

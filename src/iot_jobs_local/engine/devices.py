@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from ..jobs import transitions
+from ..jobs import configs, transitions
 from ..jobs.errors import ResourceNotFound
 from ..jobs.model import Execution, ExecutionStatus
 from ..jobs.requests import DescribeRequest, StartNextRequest, UpdateRequest
-from .core import MAX_PENDING_LISTED, EngineCore, Located
+from .core import MAX_PENDING_LISTED, Located
+from .lifecycle import LifecycleOps
 
 
-class DeviceOps(EngineCore):
+class DeviceOps(LifecycleOps):
     def get_pending(self, thing_name: str) -> tuple[list[Execution], list[Execution]]:
         listed = self._pending(thing_name)[:MAX_PENDING_LISTED]
         in_progress = [e for e in listed if e.status is ExecutionStatus.IN_PROGRESS]
@@ -19,13 +20,19 @@ class DeviceOps(EngineCore):
     def start_next(self, thing_name: str, request: StartNextRequest) -> Located | None:
         with self._store.transaction():
             pending = self._pending(thing_name)
-            execution, changed = transitions.start_next(pending, request, self._clock())
+            if not pending:
+                return None
+            job = self._store.get_job(pending[0].job_id)
+            timeout = configs.in_progress_timeout(job.config) if job is not None else None
+            execution, changed = transitions.start_next(pending, request, self._clock(), timeout)
             if execution is None:
                 return None
             if changed:
                 self._store.put_execution(execution)
-            located = self._locate(execution)
+            located = Located(execution, job.document if job is not None else "{}")
         # QUEUED -> IN_PROGRESS of the head changes neither membership nor head: no events.
+        if changed:
+            self._deadline(execution.deadline)
         return located
 
     def describe(self, thing_name: str, job_id: str, request: DescribeRequest) -> Located | None:
@@ -43,11 +50,13 @@ class DeviceOps(EngineCore):
         with self._store.transaction():
             before = self._pending(thing_name)
             current = self._store.execution(job_id, thing_name, request.execution_number)
-            updated = transitions.update(current, request, now)
+            job = self._store.get_job(job_id) if current is not None else None
+            timeout = configs.in_progress_timeout(job.config) if job is not None else None
+            updated = transitions.update(current, request, now, timeout)
             self._store.put_execution(updated)
-            if updated.status.is_terminal:
-                self._settle_job(job_id, now)
-            changes = self._change(thing_name, before, now)
-            located = self._locate(updated)
+            others = self._after_end(updated, now) if updated.status.is_terminal else {}
+            changes = self._events_since({**others, thing_name: before}, now)
+            located = Located(updated, job.document if job is not None else "{}")
         self._emit(changes)
+        self._deadline(updated.deadline)
         return located

@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ..jobs import creation, transitions
+from ..jobs import configs, creation, rollout, transitions
 from ..jobs.errors import InvalidRequest, ResourceAlreadyExists, ResourceNotFound
-from ..jobs.model import ExecutionStatus, Job, TargetSelection
+from ..jobs.model import ExecutionStatus, Job, JobStatus, TargetSelection
 from ..store import Cursor, Page
 from .core import PendingChange
-from .targets import TargetOps
+from .rollout import RolloutOps
 
 
-class JobOps(TargetOps):
+class JobOps(RolloutOps):
     def create_job(
         self,
         job_id: str,
@@ -42,16 +42,24 @@ class JobOps(TargetOps):
             if not isinstance(document, str):
                 raise InvalidRequest("document is required (documentSource is not supported by this service)")
             creation.check_document(document)
+            configs.check(config, now)
             things = self._resolve_targets(parsed)
             job = creation.new_job(
                 job_id, self.identity.job_arn(job_id), document, targets, selection, description, config, now
             )
+            schedule = configs.schedule(config)
+            if schedule is not None and schedule.start is not None:
+                job = replace(job, status=JobStatus.SCHEDULED)
             self._store.put_job(job)
             self._store.add_job_targets(job_id, ((t.kind, t.name) for t in parsed))
-            changes = self._queue(job_id, things, now, new_job=True)
-            if not things:
-                job = transitions.settle_job_status(job, False, now)  # a SNAPSHOT job with no things is done
-                self._store.put_job(job)
+            if rollout.is_paced(configs.rollout(config), schedule):
+                changes = self._start_paced(job, now)
+                job = self._store.get_job(job_id) or job
+            else:
+                changes = self._queue(job_id, things, now, new_job=True)
+                if not things:
+                    job = transitions.settle_job_status(job, False, now)  # a SNAPSHOT job with no things is done
+                    self._store.put_job(job)
         self._emit(changes)
         return job
 
@@ -99,6 +107,7 @@ class JobOps(TargetOps):
 
     def update_job(self, job_id: str, description: str | None, config: dict[str, Any]) -> None:
         now = self._clock()
+        configs.check(config, now, scheduling=False)
         with self._store.transaction():
             job = self._require_job(job_id)
             self._store.put_job(transitions.update_job(job, description, config, now))
@@ -112,6 +121,7 @@ class JobOps(TargetOps):
             before = self._pending_many({e.thing_name for e in canceled})
             self._store.put_executions(canceled)
             self._store.put_job(job)
+            self._store.delete_pacing(job_id)  # no more rollout, and a SCHEDULED job never starts
             changes = self._changes(before, self._without(before, canceled), now)
         self._emit(changes)
         return job
@@ -129,6 +139,7 @@ class JobOps(TargetOps):
             transitions.check_deletable(job, pending, force)
             before = self._pending_many({e.thing_name for e in pending})
             self._store.delete_job(job_id)
+            self._store.delete_pacing(job_id)
             changes = self._changes(before, self._without(before, pending), now)
         self._emit(changes)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..jobs import creation
+from ..jobs import configs, creation
 from ..jobs.errors import Conflict, InvalidRequest, ResourceNotFound
 from ..jobs.model import JobTemplate
 from ..store import Cursor, Page
@@ -32,6 +32,7 @@ class TemplateOps(EngineCore):
             if not isinstance(document, str):
                 raise InvalidRequest("document or jobArn is required (documentSource is not supported by this service)")
             creation.check_document(document)
+            configs.check_template(config, self._clock())
             template = JobTemplate(
                 template_id, self.identity.template_arn(template_id), description, document, self._clock(), config
             )
