@@ -45,6 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--region", default=DEFAULT_REGION, help="region used in ARNs (default us-east-1)")
     s.add_argument("--account", default=DEFAULT_ACCOUNT, help="account id used in ARNs")
     s.add_argument("--log-level", default="INFO", help="service log level (default INFO)")
+    s.add_argument(
+        "--time-scale",
+        type=_time_scale,
+        default=1.0,
+        metavar="N",
+        help="run the service's clock N times faster than real time: timeouts, rollout rates and "
+        "schedules happen N times sooner, and timestamps run ahead (default 1, real time)",
+    )
     p = sub.add_parser("provision", help="register a thing and issue its device certificate and key")
     p.add_argument("thing_name")
     e = sub.add_parser("env", help="print shell exports that point iot-jobs, boto3 and the AWS CLI here")
@@ -52,6 +60,16 @@ def _parser() -> argparse.ArgumentParser:
     for sp in (s, p, e):
         sp.add_argument("--state-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
+
+
+def _time_scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1_000_000:
+        raise argparse.ArgumentTypeError("the time scale must be above 0 and at most 1000000")
+    return value
 
 
 def provision(state: StateDir, thing_name: str, region: str, account: str) -> tuple[Path, Path]:
@@ -87,7 +105,9 @@ def provision(state: StateDir, thing_name: str, region: str, account: str) -> tu
 
 def _serve(state: StateDir, args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    options = ServiceOptions(state.root, args.mqtt_port, args.http_port, args.bind, args.region, args.account)
+    options = ServiceOptions(
+        state.root, args.mqtt_port, args.http_port, args.bind, args.region, args.account, args.time_scale
+    )
 
     async def main() -> None:
         stop = asyncio.Event()

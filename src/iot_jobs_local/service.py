@@ -3,7 +3,9 @@
 One asyncio process. The broker is supervised: if Mosquitto dies it is started again on the same
 ports, and devices reconnect by themselves. What a device may do on the broker follows the IoT
 policies of its certificate: the access manager rewrites the broker's ACL and CRL on every
-identity change and reloads them (SIGHUP); the broker watch enforces iot:Connect.
+identity change and reloads them (SIGHUP); the broker watch enforces iot:Connect. Everything reads
+one clock, which ``time_scale`` can speed up; the scheduler fires timeouts, rollout batches and
+scheduled starts and ends on it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from aiohttp import web
 from .broker import Broker, BrokerConfig, BrokerError, free_port
 from .broker_access import AccessManager
 from .broker_watch import BrokerWatch
+from .clock import Clock
 from .engine import Engine, Identity
 from .http_api import identity_handlers
 from .http_api.server import HttpApi
@@ -31,6 +33,7 @@ from .jobs.errors import JobsError
 from .mqtt_api import MqttApi
 from .mqtt_link import ServiceLink
 from .provisioning import LocalRegistry, adopt_legacy_devices
+from .scheduler import Scheduler
 from .state_dir import DEFAULT_ACCOUNT, DEFAULT_REGION, RunInfo, StateDir
 from .store import Store
 
@@ -52,6 +55,8 @@ class ServiceOptions:
     bind_address: str = "127.0.0.1"
     region: str = DEFAULT_REGION
     account: str = DEFAULT_ACCOUNT
+    #: Virtual seconds per real second (``serve --time-scale``); 1 is real time.
+    time_scale: float = 1.0
 
 
 async def _supervise(broker: Broker, stop: asyncio.Event) -> None:
@@ -91,10 +96,14 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
         raise ServiceError(f"iot-jobs-local already runs on {state.root} (pid {running.pid})")
     creds = state.credentials()
     store = Store(state.database)
-    engine = Engine(store, Identity(options.region, options.account), time.time)
+    clock = Clock(options.time_scale, not_before=store.latest_timestamp())
+    if options.time_scale != 1:
+        log.info("time runs %g times faster than real time (timestamps run ahead accordingly)", options.time_scale)
+    engine = Engine(store, Identity(options.region, options.account), clock)
+    scheduler = Scheduler(engine, clock)
     identity_store = IdentityStore(state.database)
     identity = IdentityService(
-        identity_store, state.ca, options.region, options.account, lambda n: _thing_exists(engine, n), time.time
+        identity_store, state.ca, options.region, options.account, lambda n: _thing_exists(engine, n), clock
     )
     adopted = adopt_legacy_devices(state, LocalRegistry(identity, engine.create_thing, state.ca()))
     if adopted:
@@ -150,6 +159,8 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
         stopper = asyncio.create_task(stop.wait(), name="stop")
         try:
             await asyncio.wait_for(asyncio.gather(link.ready.wait(), watch.ready.wait()), 10)
+            # Only now: what was overdue while the service was down fires with its events delivered.
+            tasks.append(asyncio.create_task(scheduler.run(), name="scheduler"))
             state.write_run_info(
                 RunInfo(os.getpid(), options.mqtt_port, options.http_port, options.region, options.account)
             )
