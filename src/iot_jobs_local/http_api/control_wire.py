@@ -6,9 +6,10 @@ The control plane's JobExecution differs from the device's: ``thingArn`` instead
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..jobs import timers
 from ..jobs.model import Execution, ExecutionStatus, Job, JobStatus, JobTemplate
 
 _COUNTERS = {
@@ -34,12 +35,20 @@ _TEMPLATE_MEMBERS = (
 )
 
 
-def process_details(counts: Mapping[ExecutionStatus, int]) -> dict[str, Any]:
-    """Counts over each thing's latest execution of the job."""
-    return {name: counts.get(status, 0) for status, name in _COUNTERS.items()}
+def process_details(counts: Mapping[ExecutionStatus, int], processing: Sequence[str] = ()) -> dict[str, Any]:
+    """Counts over each thing's latest execution of the job; ``processingTargets`` while rolling out."""
+    out: dict[str, Any] = {"processingTargets": list(processing)} if processing else {}
+    out.update((name, counts.get(status, 0)) for status, name in _COUNTERS.items())
+    return out
 
 
-def job(j: Job, counts: Mapping[ExecutionStatus, int]) -> dict[str, Any]:
+def job(
+    j: Job,
+    counts: Mapping[ExecutionStatus, int],
+    processing: Sequence[str] = (),
+    window_starts: Sequence[str] = (),
+) -> dict[str, Any]:
+    """``processing``: the targets still rolling out; ``window_starts``: the next maintenance windows."""
     out: dict[str, Any] = {
         "jobArn": j.job_arn,
         "jobId": j.job_id,
@@ -58,20 +67,22 @@ def job(j: Job, counts: Mapping[ExecutionStatus, int]) -> dict[str, Any]:
     out["lastUpdatedAt"] = j.last_updated_at
     if j.completed_at is not None:
         out["completedAt"] = j.completed_at
-    out["jobProcessDetails"] = process_details(counts)
-    out["isConcurrent"] = False
+    out["jobProcessDetails"] = process_details(counts, processing)
+    out["isConcurrent"] = bool(processing)
     for key, value in j.config.items():
         out.setdefault(key, value)
+    if window_starts:
+        out["scheduledJobRollouts"] = [{"startTime": start} for start in window_starts]
     return out
 
 
-def job_summary(j: Job) -> dict[str, Any]:
+def job_summary(j: Job, rolling_out: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "jobArn": j.job_arn,
         "jobId": j.job_id,
         "targetSelection": j.target_selection.value,
         "status": j.status.value,
-        "isConcurrent": False,
+        "isConcurrent": rolling_out,
         "createdAt": j.created_at,
         "lastUpdatedAt": j.last_updated_at,
     }
@@ -88,8 +99,8 @@ def job_reference(j: Job) -> dict[str, Any]:
     return out
 
 
-def execution(e: Execution, thing_arn: str) -> dict[str, Any]:
-    """Control-plane JobExecution. ``approximateSecondsBeforeTimedOut`` is left out: no timer is armed."""
+def execution(e: Execution, thing_arn: str, now: float) -> dict[str, Any]:
+    """Control-plane JobExecution; ``approximateSecondsBeforeTimedOut`` only while a timer is armed."""
     out: dict[str, Any] = {"jobId": e.job_id, "status": e.status.value}
     if e.status is ExecutionStatus.CANCELED or e.force_canceled:
         out["forceCanceled"] = e.force_canceled
@@ -101,6 +112,9 @@ def execution(e: Execution, thing_arn: str) -> dict[str, Any]:
     out["lastUpdatedAt"] = e.last_updated_at
     out["executionNumber"] = e.execution_number
     out["versionNumber"] = e.version_number
+    seconds = timers.seconds_left(e, now)
+    if seconds is not None:
+        out["approximateSecondsBeforeTimedOut"] = seconds
     return out
 
 
@@ -110,6 +124,7 @@ def execution_summary(e: Execution) -> dict[str, Any]:
         out["startedAt"] = e.started_at
     out["lastUpdatedAt"] = e.last_updated_at
     out["executionNumber"] = e.execution_number
+    out["retryAttempt"] = e.retry_attempt
     return out
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import mqtt_wire
 from ..engine import Engine, Located
-from ..jobs import errors
+from ..jobs import errors, timers
 from ..jobs.requests import parse_describe, parse_start_next, parse_update
 from .handler import Handler
 
@@ -19,7 +19,7 @@ from .handler import Handler
 VERSION_MISMATCH_ERROR = errors.InvalidStateTransition
 
 
-def _execution(located: Located, include_document: bool = True) -> dict[str, Any]:
+def _execution(located: Located, now: float, include_document: bool = True) -> dict[str, Any]:
     e = located.execution
     out: dict[str, Any] = {"jobId": e.job_id, "thingName": e.thing_name, "status": e.status.value}
     if e.status_details:
@@ -28,6 +28,9 @@ def _execution(located: Located, include_document: bool = True) -> dict[str, Any
     if e.started_at is not None:
         out["startedAt"] = mqtt_wire.seconds(e.started_at)
     out["lastUpdatedAt"] = mqtt_wire.seconds(e.last_updated_at)
+    seconds = timers.seconds_left(e, now)
+    if seconds is not None:
+        out["approximateSecondsBeforeTimedOut"] = seconds
     out["versionNumber"] = e.version_number
     out["executionNumber"] = e.execution_number
     if include_document:
@@ -41,13 +44,13 @@ def get_pending_job_executions(engine: Engine, p: dict[str, Any]) -> dict[str, A
 
 def start_next_pending_job_execution(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
     located = engine.start_next(p["thingName"], parse_start_next(p))
-    return {} if located is None else {"execution": _execution(located)}
+    return {} if located is None else {"execution": _execution(located, engine.now())}
 
 
 def describe_job_execution(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
     request = parse_describe(p)
     located = engine.describe(p["thingName"], p["jobId"], request)
-    return {} if located is None else {"execution": _execution(located, request.include_job_document)}
+    return {} if located is None else {"execution": _execution(located, engine.now(), request.include_job_document)}
 
 
 def update_job_execution(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from .handler import Handler
 
 def describe_job_execution(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
     e = engine.describe_execution(p["jobId"], p["thingName"], p.get("executionNumber"))
-    return {"execution": control_wire.execution(e, engine.identity.thing_arn(e.thing_name))}
+    return {"execution": control_wire.execution(e, engine.identity.thing_arn(e.thing_name), engine.now())}
 
 
 def list_job_executions_for_job(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:

@@ -42,7 +42,8 @@ def create_job(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
 
 def describe_job(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
     job, counts = engine.describe_job(p["jobId"])
-    return {"job": control_wire.job(job, counts)}
+    processing = engine.processing_targets(job.job_id)
+    return {"job": control_wire.job(job, counts, processing, engine.upcoming_windows(job))}
 
 
 def get_job_document(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
@@ -59,7 +60,9 @@ def list_jobs(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
         after=paging.decode("ListJobs", p.get("nextToken"), 2),
         limit=paging.limit(p),
     )
-    return paging.output("ListJobs", "jobs", [control_wire.job_summary(j) for j in found.items], found)
+    rolling = engine.rolling_out([j.job_id for j in found.items])
+    jobs = [control_wire.job_summary(j, j.job_id in rolling) for j in found.items]
+    return paging.output("ListJobs", "jobs", jobs, found)
 
 
 def update_job(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
