@@ -16,7 +16,8 @@ Fixtures:
 * ``service`` (session) - the service shared by most tests. Tests must use unique thing and job
   names (:func:`unique`) so that they never see each other's state.
 * ``service_factory`` (function) - starts extra, private services (own state dir, own ports), e.g. for
-  durability tests that kill the service; every one is stopped at the end of the test.
+  durability tests that kill the service; ``service_factory("--time-scale", "600")`` passes extra
+  ``serve`` arguments. Every one is stopped at the end of the test.
 * ``device`` / ``raw_device`` (function) - factories: ``device()`` provisions a fresh thing and
   returns a connected :class:`Device`; ``device(thing)`` / ``raw_device(thing)`` connect for a given thing.
   Everything they create is disconnected at the end of the test.
@@ -172,6 +173,8 @@ class ServiceProcess:
     process: subprocess.Popen[str] | None = None
     region: str = REGION
     account: str = ACCOUNT
+    #: Extra ``serve`` arguments (e.g. ``("--time-scale", "600")``), kept across restarts.
+    extra_args: tuple[str, ...] = ()
     _reader: threading.Thread | None = field(default=None, repr=False)
     _iot: Any = field(default=None, repr=False)
     _provisioned: dict[str, tuple[Path, Path]] = field(default_factory=dict, repr=False)
@@ -231,6 +234,7 @@ class ServiceProcess:
             str(self.mqtt_port),
             "--http-port",
             str(self.http_port),
+            *self.extra_args,
         ]
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
@@ -420,13 +424,15 @@ class ServiceProcess:
         return job_id
 
 
-def new_service(directory: Path) -> ServiceProcess:
-    """A started service in ``directory`` (state in ``directory/state``), on free ports."""
+def new_service(directory: Path, extra_args: tuple[str, ...] = ()) -> ServiceProcess:
+    """A started service in ``directory`` (state in ``directory/state``), on free ports, with
+    ``extra_args`` added to its ``serve`` command line."""
     service = ServiceProcess(
         state_dir=directory / "state",
         mqtt_port=free_port(),
         http_port=free_port(),
         log_path=directory / "service.log",
+        extra_args=tuple(extra_args),
     )
     service.start()
     return service
@@ -464,16 +470,17 @@ def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture
-def service_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], ServiceProcess]]:
-    """Start private services for one test: ``svc = service_factory()``.
+def service_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+    """Start private services for one test: ``svc = service_factory()``, or with extra ``serve``
+    arguments: ``svc = service_factory("--time-scale", "600")``.
 
     Each has its own state dir under ``tmp_path`` and its own free ports. At the end of the test
     each is stopped, and any Mosquitto it left behind is killed (and the log printed on failure).
     """
     started: list[ServiceProcess] = []
 
-    def make() -> ServiceProcess:
-        svc = new_service(tmp_path / f"service-{len(started)}")
+    def make(*extra_args: str) -> ServiceProcess:
+        svc = new_service(tmp_path / f"service-{len(started)}", extra_args)
         started.append(svc)
         return svc
 
