@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..jobs import transitions
+from ..jobs import configs, transitions
 from ..jobs.errors import ResourceNotFound
 from ..jobs.model import Execution, Job, Thing
 from ..store import Store
@@ -153,7 +153,9 @@ class EngineCore:
         job = self._store.get_job(job_id)
         if job is None:
             return
-        unfinished = self._store.job_has_pending(job_id) or bool(self._store.rolling_out([job_id]))
+        unfinished = self._store.job_has_pending(job_id) or (
+            configs.is_paced(job.config) and bool(self._store.rolling_out([job_id]))
+        )
         settled = transitions.settle_job_status(job, unfinished, now)
         if settled is not job:
             self._store.put_job(settled)

@@ -54,7 +54,7 @@ class DeviceOps(LifecycleOps):
             timeout = configs.in_progress_timeout(job.config) if job is not None else None
             updated = transitions.update(current, request, now, timeout)
             self._store.put_execution(updated)
-            others = self._after_end(updated, now) if updated.status.is_terminal else {}
+            others = self._after_end(updated, now, job) if updated.status.is_terminal else {}
             changes = self._events_since({**others, thing_name: before}, now)
             located = Located(updated, job.document if job is not None else "{}")
         self._emit(changes)

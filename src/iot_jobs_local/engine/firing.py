@@ -40,7 +40,7 @@ class FiringOps(RolloutOps):
                 return 0
             before = self._pending(thing_name)
             self._store.put_execution(timed_out)
-            others = self._after_end(timed_out, now)
+            others = self._after_end(timed_out, now, self._store.get_job(job_id))
             changes = self._events_since({**others, thing_name: before}, now)
         self._emit(changes)
         return 1

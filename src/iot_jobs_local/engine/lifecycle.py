@@ -14,17 +14,17 @@ from .targets import TargetOps
 
 
 class LifecycleOps(TargetOps):
-    def _after_end(self, ended: Execution, now: float) -> Pending:
-        """Retry ``ended`` (just stored, terminal) if its job allows, abort the job if its criteria are
-        met, settle the job. Returns the pending sets, before any change, of the *other* things an
-        abort touched (the caller knows the ended execution's own thing)."""
-        job = self._store.get_job(ended.job_id)
+    def _after_end(self, ended: Execution, now: float, job: Job | None) -> Pending:
+        """Retry ``ended`` (just stored, terminal) if its ``job`` allows, abort the job if its criteria
+        are met, settle the job. Returns the pending sets, before any change, of the *other* things
+        an abort touched (the caller knows the ended execution's own thing)."""
         if job is None:
             return {}
         others: Pending = {}
         if job.status is JobStatus.IN_PROGRESS:
-            if ended.status in retry.RETRYABLE:
-                self._retry(job, ended, now)
+            retry_criteria = configs.retry_criteria(job.config)
+            if retry_criteria and ended.status in retry.RETRYABLE:
+                self._retry(job, retry_criteria, ended, now)
             criteria = configs.abort_criteria(job.config)
             failed = ended.status in abort.EXECUTED and ended.status is not ExecutionStatus.SUCCEEDED
             if failed and criteria and abort.should_abort(criteria, self._store.latest_status_counts(job.job_id)):
@@ -32,10 +32,10 @@ class LifecycleOps(TargetOps):
         self._settle_job(job.job_id, now)
         return {name: pending for name, pending in others.items() if name != ended.thing_name}
 
-    def _retry(self, job: Job, ended: Execution, now: float) -> None:
+    def _retry(self, job: Job, criteria: list[configs.RetryCriterion], ended: Execution, now: float) -> None:
         attempts = retry.chain(self._store.attempts(job.job_id, ended.thing_name))
         latest = bool(attempts) and attempts[-1].key == ended.key
-        if latest and retry.should_retry(configs.retry_criteria(job.config), attempts):
+        if latest and retry.should_retry(criteria, attempts):
             self._store.put_execution(retry.retried(ended, self._store.next_seq(), now))
 
     def _abort(self, job: Job, now: float) -> Pending:

@@ -121,6 +121,11 @@ def schedule(config: Mapping[str, Any]) -> Schedule | None:
     )
 
 
+def is_paced(config: Mapping[str, Any]) -> bool:
+    """Whether the job's executions are created over time (a rollout rate or a schedule)."""
+    return config.get("jobExecutionsRolloutConfig") is not None or config.get("schedulingConfig") is not None
+
+
 def parse_time(text: str) -> float:
     """A ``schedulingConfig`` time, ``YYYY-MM-DDTHH:MM`` (seconds and a ``Z`` allowed), in UTC."""
     value = text[:-1] if text.endswith("Z") else text
