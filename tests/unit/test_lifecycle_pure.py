@@ -292,7 +292,7 @@ _SOON = "2027-01-15T08:30"
          "only one"),
         ({"abortConfig": {"criteriaList": [{"failureType": "FAILED", "action": "CANCEL",
                                             "thresholdPercentage": 10.555, "minNumberOfExecutedThings": 1}]}},
-         "two decimals"),
+         "two digits"),
         ({"jobExecutionsRolloutConfig": {"maximumPerMinute": 1001}}, "maximumPerMinute"),
         ({"jobExecutionsRolloutConfig": {"exponentialRate": {"baseRatePerMinute": 1, "incrementFactor": 1.25,
                                                              "rateIncreaseCriteria": {"numberOfNotifiedThings": 1}}}},

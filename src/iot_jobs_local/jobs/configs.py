@@ -205,8 +205,8 @@ def _check_abort(value: Any) -> None:
         raise InvalidRequest("abortConfig: each failureType may appear in only one criterion")
     for criterion in block.get("criteriaList") or []:
         threshold = criterion.get("thresholdPercentage")
-        if isinstance(threshold, (int, float)) and (threshold <= 0 or round(threshold, 2) != threshold):
-            raise InvalidRequest("abortConfig: thresholdPercentage must be above 0 with at most two decimals")
+        if isinstance(threshold, (int, float)) and round(threshold, 2) != threshold:
+            raise InvalidRequest("abortConfig: thresholdPercentage may have at most two digits after the decimal point")
 
 
 def _check_rollout(value: Any) -> None:
