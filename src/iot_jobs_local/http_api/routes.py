@@ -2,6 +2,8 @@
 
 Each operation's ``requestUri`` becomes a pattern; its input members say where each parameter
 lives (path label, query string, header, JSON body) and what type to coerce a string to.
+All of that is read from the model once, when the routes are loaded: a request costs a dictionary
+lookup on its first path segment, a few regular expressions, and one pass over its members.
 """
 
 from __future__ import annotations
@@ -23,6 +25,17 @@ class BadRequest(Exception):
 
 
 @dataclass(frozen=True)
+class Member:
+    """Where one input member is read from: ``location`` is ``uri``, ``querystring``, ``header``
+    or anything else for the JSON body; ``wire_name`` is lower-cased for a header."""
+
+    name: str
+    shape: Shape
+    location: str | None
+    wire_name: str
+
+
+@dataclass(frozen=True)
 class Route:
     operation: OperationModel
     method: str
@@ -30,10 +43,36 @@ class Route:
     static_query: dict[str, str]
     #: The URI up to its first label: a cheap test before the regular expression.
     prefix: str = ""
+    #: The input shape's members, in model order, and its required ones.
+    members: tuple[Member, ...] = ()
+    required: tuple[str, ...] = ()
+    #: The literal first segment of the path, or None if a label begins before it ends.
+    first_segment: str | None = None
 
     @property
     def name(self) -> str:
         return str(self.operation.name)
+
+    @property
+    def reads_headers(self) -> bool:
+        return any(m.location == "header" for m in self.members)
+
+
+class RouteTable:
+    """A service's routes in matching order, and for each literal first path segment the routes
+    that can match a path beginning with it (in the same order)."""
+
+    def __init__(self, routes: list[Route]) -> None:
+        self.routes = routes
+        self._anywhere = [r for r in routes if r.first_segment is None]
+        segments = {r.first_segment for r in routes if r.first_segment is not None}
+        self._by_segment = {s: [r for r in routes if r.first_segment in (s, None)] for s in segments}
+
+    def candidates(self, raw_path: str) -> list[Route]:
+        parts = raw_path.split("/", 2)
+        if len(parts) < 2 or parts[0]:
+            return self._anywhere
+        return self._by_segment.get(parts[1], self._anywhere)
 
 
 def _compile(uri: str) -> tuple[re.Pattern[str], dict[str, str]]:
@@ -55,25 +94,48 @@ def _compile(uri: str) -> tuple[re.Pattern[str], dict[str, str]]:
     return re.compile(f"^{regex}\\Z"), static_query
 
 
-def load_routes(service: str) -> list[Route]:
+def _first_segment(path: str) -> str | None:
+    prefix = path.split("{", 1)[0]
+    if not prefix.startswith("/"):
+        return None
+    segment, slash, _ = prefix[1:].partition("/")
+    if slash or prefix == path:
+        return segment
+    return None  # a label starts inside the first segment
+
+
+def _members(operation: OperationModel) -> tuple[tuple[Member, ...], tuple[str, ...]]:
+    shape = operation.input_shape
+    if shape is None:
+        return (), ()
+    members = []
+    for name, member_shape in shape.members.items():
+        location = member_shape.serialization.get("location")
+        wire_name = member_shape.serialization.get("name", name)
+        members.append(Member(name, member_shape, location, wire_name.lower() if location == "header" else wire_name))
+    return tuple(members), tuple(shape.required_members)
+
+
+def load_routes(service: str) -> RouteTable:
     model: ServiceModel = botocore.session.get_session().get_service_model(service)
     routes = []
     for name in model.operation_names:
         operation = model.operation_model(name)
         pattern, static_query = _compile(operation.http["requestUri"])
-        prefix = operation.http["requestUri"].partition("?")[0].split("{", 1)[0]
-        routes.append(Route(operation, operation.http["method"], pattern, static_query, prefix))
+        path = operation.http["requestUri"].partition("?")[0]
+        members, required = _members(operation)
+        prefix = path.split("{", 1)[0]
+        method = operation.http["method"]
+        routes.append(Route(operation, method, pattern, static_query, prefix, members, required, _first_segment(path)))
     # Literal paths win over labelled ones ("/things/t/jobs/$next" before "/things/t/jobs/{jobId}").
     routes.sort(key=lambda r: (r.pattern.pattern.count("(?P<"), -len(r.pattern.pattern)))
-    return routes
+    return RouteTable(routes)
 
 
-def match(
-    routes: list[Route], method: str, raw_path: str, query: dict[str, str]
-) -> tuple[Route, dict[str, str]] | None:
+def match(table: RouteTable, method: str, raw_path: str, query: dict[str, str]) -> tuple[Route, dict[str, str]] | None:
     """Match on the raw (still percent-encoded) path, then decode each label."""
     allowed = False
-    for route in routes:
+    for route in table.candidates(raw_path):
         if not raw_path.startswith(route.prefix):
             continue
         found = route.pattern.match(raw_path)
@@ -121,21 +183,20 @@ def parse_input(
         if not isinstance(decoded, dict):
             raise BadRequest("The request body must be a JSON object")
         payload = decoded
-    for member, member_shape in shape.members.items():
-        location = member_shape.serialization.get("location")
-        wire_name = member_shape.serialization.get("name", member)
-        if location == "uri":
-            if wire_name in labels:
-                params[member] = _coerce(member_shape, labels[wire_name], member)
-        elif location == "querystring":
-            if wire_name in query:
-                params[member] = _coerce(member_shape, query[wire_name], member)
-        elif location == "header":
-            if wire_name.lower() in headers:
-                params[member] = _coerce(member_shape, headers[wire_name.lower()], member)
-        elif member in payload:
-            params[member] = payload[member]
-    missing = [m for m in shape.required_members if m not in params]
+    for m in route.members:
+        if m.location == "uri":
+            source = labels
+        elif m.location == "querystring":
+            source = query
+        elif m.location == "header":
+            source = headers
+        else:
+            if m.name in payload:
+                params[m.name] = payload[m.name]
+            continue
+        if m.wire_name in source:
+            params[m.name] = _coerce(m.shape, source[m.wire_name], m.name)
+    missing = [m for m in route.required if m not in params]
     if missing:
         raise BadRequest(f"Missing required parameter(s): {', '.join(missing)}")
     problems = validation.problems(shape, params)

@@ -23,7 +23,7 @@ from ..identity_errors import IdentityError
 from ..jobs import errors
 from . import data_handlers, iot_handlers
 from .iot_handlers import Handler
-from .routes import BadRequest, Route, error_status, load_routes, match, parse_input
+from .routes import BadRequest, RouteTable, error_status, load_routes, match, parse_input
 from .sigv4 import AuthFailure, Verifier
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ ERROR_CODES: dict[type[errors.JobsError], str] = {
 @dataclass
 class ServiceApi:
     name: str
-    routes: list[Route]
+    routes: RouteTable
     handlers: Mapping[str, Handler]
 
 
@@ -106,7 +106,7 @@ class HttpApi:
                     f"{route.name} is not implemented by iot-jobs-local",
                     501,
                 )
-            headers = {k.lower(): v for k, v in request.headers.items()}
+            headers = {k.lower(): v for k, v in request.headers.items()} if route.reads_headers else {}
             params = parse_input(route, labels, query, headers, body)
             result = handler(self._engine, params)
             if self._settle is not None:
