@@ -18,6 +18,7 @@ one HMAC plus the hashes of the canonical request and the body.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import hmac
 import re
@@ -73,6 +74,8 @@ def _hmac(key: bytes, message: str) -> bytes:
 
 
 def canonical_uri(raw_path: str) -> str:
+    if raw_path.startswith("/") and "//" not in raw_path and "/." not in raw_path:
+        return quote(raw_path, safe="/~")  # nothing for normalize_url_path to remove
     return quote(normalize_url_path(raw_path), safe="/~")
 
 
@@ -103,7 +106,9 @@ def _timestamp(header_values: HeaderValues) -> str:
     )
 
 
+@functools.lru_cache(maxsize=64)
 def _epoch(timestamp: str) -> float:
+    """Cached: every request signed in the same second carries the same timestamp."""
     try:
         parsed = datetime.datetime.strptime(timestamp, TIMESTAMP_FORMAT)
     except ValueError:
