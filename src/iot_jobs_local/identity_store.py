@@ -8,10 +8,11 @@ service is stopped) use the file; each operation runs in one transaction.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import sqlite_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS identity_certificates (
@@ -124,24 +125,15 @@ class IdentityStore:
     """Not thread-safe: used from the service's event loop (or by one CLI process)."""
 
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db = sqlite_db.connect(path)
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         self._db.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def transaction(self) -> AbstractContextManager[None]:
+        """Everything inside commits together, or not at all."""
+        return sqlite_db.transaction(self._db)
 
     # certificates -----------------------------------------------------------------------------
     def certificate(self, certificate_id: str) -> Certificate | None:

@@ -8,13 +8,13 @@ loss can drop the last transactions.
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from .. import sqlite_db
 from . import schema
 
 T = TypeVar("T")
@@ -36,10 +36,7 @@ class StoreBase:
     """One SQLite database. Not thread-safe: the service uses it from its event loop only."""
 
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db = sqlite_db.connect(path)
         schema.ensure(self._db)
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM executions").fetchone()
         self._seq = int(row[0])
@@ -47,16 +44,9 @@ class StoreBase:
     def close(self) -> None:
         self._db.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> AbstractContextManager[None]:
         """Everything inside commits together, or not at all."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        return sqlite_db.transaction(self._db)
 
     def next_seq(self) -> int:
         self._seq += 1
