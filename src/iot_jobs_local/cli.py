@@ -9,7 +9,9 @@ import shlex
 import signal
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -116,8 +118,18 @@ def _serve(state: StateDir, args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await serve(options, stop)
 
-    asyncio.run(main())
+    _run(main())
     return 0
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop's event loop where it is installed (a dependency, except on Windows), else on asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 def _env(state: StateDir, thing: str) -> int:
