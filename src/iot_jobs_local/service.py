@@ -144,7 +144,7 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
             data_host="localhost", jobs_address=f"{_local_host(options.bind_address)}:{options.http_port}"
         )
         api = HttpApi(engine, verifier, identity_handlers.handlers(identity, endpoints), access.settled)
-        runner = web.AppRunner(api.app(), access_log=None)
+        runner = api.runner()
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         try:
