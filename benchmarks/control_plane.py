@@ -117,8 +117,9 @@ def memory_kib(pid: int) -> dict[str, int]:
 class Child:
     """A child process whose output goes to ``log``; ``start`` returns once it printed ``ready``."""
 
-    def __init__(self, command: list[str], log: Path, ready: str) -> None:
+    def __init__(self, command: list[str], log: Path, ready: str, env: dict[str, str] | None = None) -> None:
         self.command = command
+        self._env = env or {}
         self.log = log
         self._ready = ready
         self.process: subprocess.Popen[str] | None = None
@@ -136,7 +137,7 @@ class Child:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self._env},
             preexec_fn=_die_with_parent,
         )
         process = self.process
@@ -185,14 +186,16 @@ class Service:
 
 
 @contextlib.contextmanager
-def running_service(directory: Path) -> Iterator[Service]:
+def running_service(directory: Path, source: Path | None = None) -> Iterator[Service]:
+    """The service from this checkout, or from the ``src`` directory ``source`` (another commit's)."""
     directory.mkdir(parents=True)
     http_port, mqtt_port = free_port(), free_port()
     command = [
         sys.executable, "-m", "iot_jobs_local", "--state-dir", str(directory / "state"), "serve",
         "--mqtt-port", str(mqtt_port), "--http-port", str(http_port),
     ]  # fmt: skip
-    child = Child(command, directory / "service.log", "iot-jobs-local ready:")
+    env = {"PYTHONPATH": str(source)} if source is not None else None
+    child = Child(command, directory / "service.log", "iot-jobs-local ready:", env)
     try:
         child.start()
         yield Service(child, directory / "state", http_port, mqtt_port)
@@ -587,7 +590,9 @@ def fan_out(service: Service, count: int, directory: Path) -> FanOut:
         events.expect(things)
         wait_for_quiet()
         tree_before, machine_before, client_before = (
-            tree_cpu_seconds(service.child.pid), machine_busy_seconds(), time.process_time()
+            tree_cpu_seconds(service.child.pid),
+            machine_busy_seconds(),
+            time.process_time(),
         )
         t0 = time.monotonic()
         client.create_job(jobId="fan-out", targets=[f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/{group}"],
@@ -630,7 +635,7 @@ def _mark(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
-def report(results: dict[str, list[Rate]], fan: FanOut | None) -> str:
+def report(results: dict[str, list[Rate]], fans: dict[str, FanOut]) -> str:
     lines = ["Control plane: requests/s (server CPU ms/request, client CPU ms/request)", ""]
     header = f"{'operation':<12} {'clients':>7}"
     for name in results:
@@ -649,11 +654,11 @@ def report(results: dict[str, list[Rate]], fan: FanOut | None) -> str:
     if results:
         worst = max(r.foreign_load for measured in results.values() for r in measured)
         lines.append(f"(other processes' load during the kept measurements: at most {worst:.2f} CPU)")
-    if fan is not None:
+    for name, fan in fans.items():
         rss_mb = fan.rss_kib["VmRSS"] / 1024
         lines += [
             "",
-            f"SNAPSHOT job on a group of {fan.things} things (setup: {fan.setup_seconds:.1f} s for "
+            f"{name}: SNAPSHOT job on a group of {fan.things} things (setup: {fan.setup_seconds:.1f} s for "
             f"CreateThing + AddThingToThingGroup of each, 8 threads; other processes' load meanwhile: "
             f"{fan.foreign_load:.2f} CPU)",
             f"  CreateJob call                    {fan.create_job_seconds:7.3f} s   target < {FANOUT_CREATE_TARGET} s  "
@@ -677,6 +682,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, help="rounds of rate measurements (the median is kept)")
     parser.add_argument("--things", type=int, help="size of the thing group")
     parser.add_argument("--profile", type=Path, help="then profile the service (py-spy) under each load into DIR")
+    parser.add_argument(
+        "--compare", type=Path, help="also measure the service from this src directory (an earlier commit's worktree)"
+    )
     parser.add_argument("--only", choices=("rates", "service-rates", "fan-out"), help="run one part")
     args = parser.parse_args()
     seconds = args.seconds or (1.0 if args.quick else 3.0)
@@ -684,14 +692,19 @@ def main() -> int:
     count = args.things or (1000 if args.quick else 10_000)
 
     results: dict[str, list[Rate]] = {}
-    fan: FanOut | None = None
+    fans: dict[str, FanOut] = {}
+    sources: dict[str, Path | None] = {"service": None}
+    if args.compare is not None:
+        sources["compared"] = args.compare.resolve()
     counter = itertools.count()
     with tempfile.TemporaryDirectory(prefix="control-plane-bench-") as tmp, contextlib.ExitStack() as stack:
         root = Path(tmp)
         if args.only in (None, "rates", "service-rates"):
-            service = stack.enter_context(running_service(root / "rates"))
-            credentials = service.credentials()
-            targets = [prepare("service", service.endpoint, credentials, service.child.pid, counter)]
+            targets = []
+            for name, source in sources.items():
+                service = stack.enter_context(running_service(root / f"rates-{name}", source))
+                credentials = service.credentials()
+                targets.append(prepare(name, service.endpoint, credentials, service.child.pid, counter))
             if args.only != "service-rates":
                 for kind in ("raw", "aiohttp"):
                     endpoint, child = stack.enter_context(empty_server(root, kind))
@@ -701,10 +714,11 @@ def main() -> int:
                 profile(targets[0], args.profile, seconds, counter)
             stack.close()
         if args.only in (None, "fan-out"):
-            with running_service(root / "fan-out") as service:
-                print(f"fan-out to {count} things ...", file=sys.stderr, flush=True)
-                fan = fan_out(service, count, root)
-    text = report(results, fan)
+            for name, source in sources.items():
+                with running_service(root / f"fan-out-{name}", source) as service:
+                    print(f"{name}: fan-out to {count} things ...", file=sys.stderr, flush=True)
+                    fans[name] = fan_out(service, count, root / f"fan-out-{name}")
+    text = report(results, fans)
     print(text)
     if args.json is not None:
         payload = {
@@ -712,7 +726,7 @@ def main() -> int:
                 name: [{**asdict(r), "per_second": r.per_second} for r in measured]
                 for name, measured in results.items()
             },
-            "fan_out": asdict(fan) if fan is not None else None,
+            "fan_out": {name: asdict(fan) for name, fan in fans.items()},
             "cpus": os.cpu_count(),
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
