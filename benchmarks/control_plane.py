@@ -21,6 +21,12 @@ starts its own Mosquitto), and ``empty_http_server.py`` twice for the baselines.
     ``$aws/things/*/jobs/notify*``, AttachPolicy): it receives the events through the broker's
     ACL exactly as a device would. Then the service process's RSS (VmRSS, VmHWM) from /proc.
 
+``--compare SRC`` also runs the service from another source tree (``git worktree add`` of an earlier
+commit, then ``--compare WORKTREE/src``) as one more column, in the same interleaved rounds: the
+speed of a shared 2-vCPU machine drifts by tens of per cent between runs, so before/after figures
+are only comparable within one run. ``--profile DIR`` records py-spy profiles of the service under
+each load after the measured rounds.
+
 See benchmarks/README.md ("Control plane") for the results on the reference machine.
 """
 
