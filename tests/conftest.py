@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 #: Region and account the service uses in ARNs unless told otherwise (``serve --region/--account``).
 REGION = "us-east-1"
@@ -330,8 +331,9 @@ class ServiceProcess:
             stdin=subprocess.DEVNULL,
         )
         if result.returncode != 0:
-            raise RuntimeError(f"iot_jobs_local {' '.join(args)} failed ({result.returncode}):\n"
-                               f"{result.stdout}{result.stderr}")
+            raise RuntimeError(
+                f"iot_jobs_local {' '.join(args)} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+            )
         return result
 
     def provision(self, thing: str) -> tuple[Path, Path]:
@@ -356,7 +358,7 @@ class ServiceProcess:
         out: dict[str, str] = {}
         for line in self.run_cli("env", "--thing", thing).stdout.splitlines():
             if line.startswith("export "):
-                name, _, value = line[len("export "):].partition("=")
+                name, _, value = line[len("export ") :].partition("=")
                 out[name] = shlex.split(value)[0] if value else ""
         return out
 
@@ -414,8 +416,9 @@ class ServiceProcess:
         rows = self.query("SELECT * FROM jobs WHERE job_id = ?", job_id)
         return rows[0] if rows else None
 
-    def create_job(self, thing: str | list[str], document: dict[str, Any] | str, job_id: str | None = None,
-                   **kwargs: Any) -> str:
+    def create_job(
+        self, thing: str | list[str], document: dict[str, Any] | str, job_id: str | None = None, **kwargs: Any
+    ) -> str:
         """``iot.create_job`` targeting the given thing(s); returns the job id (unique if not given)."""
         job_id = job_id or unique("job")
         things = [thing] if isinstance(thing, str) else thing
@@ -563,8 +566,15 @@ class Device:
     ``mtls_from_path`` (e.g. ``min_reconnect_delay_ms``).
     """
 
-    def __init__(self, service: ServiceProcess, thing: str, *, client_id: str | None = None,
-                 timeout: float = RESPONSE_TIMEOUT, **client_options: Any) -> None:
+    def __init__(
+        self,
+        service: ServiceProcess,
+        thing: str,
+        *,
+        client_id: str | None = None,
+        timeout: float = RESPONSE_TIMEOUT,
+        **client_options: Any,
+    ) -> None:
         from awscrt import mqtt_request_response
         from awsiot import ServiceStreamOptions, iotjobs, mqtt5_client_builder
 
@@ -709,8 +719,14 @@ class Device:
         request = self._iotjobs.GetPendingJobExecutionsRequest(thing_name=thing or self.thing)
         return self._call(self.jobs.get_pending_job_executions, request, timeout)
 
-    def start_next(self, *, status_details: Any = None, step_timeout_in_minutes: Any = None,
-                   thing: str | None = None, timeout: float | None = None) -> Any:
+    def start_next(
+        self,
+        *,
+        status_details: Any = None,
+        step_timeout_in_minutes: Any = None,
+        thing: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         """StartNextPendingJobExecution -> ``StartNextJobExecutionResponse``."""
         request = self._iotjobs.StartNextPendingJobExecutionRequest(
             thing_name=thing or self.thing,
@@ -719,8 +735,15 @@ class Device:
         )
         return self._call(self.jobs.start_next_pending_job_execution, request, timeout)
 
-    def describe(self, job_id: str, *, execution_number: Any = None, include_job_document: Any = None,
-                 thing: str | None = None, timeout: float | None = None) -> Any:
+    def describe(
+        self,
+        job_id: str,
+        *,
+        execution_number: Any = None,
+        include_job_document: Any = None,
+        thing: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         """DescribeJobExecution (``job_id`` may be ``$next``) -> ``DescribeJobExecutionResponse``."""
         request = self._iotjobs.DescribeJobExecutionRequest(
             thing_name=thing or self.thing,
@@ -730,10 +753,20 @@ class Device:
         )
         return self._call(self.jobs.describe_job_execution, request, timeout)
 
-    def update(self, job_id: str, status: Any, *, status_details: Any = None, expected_version: Any = None,
-               execution_number: Any = None, include_job_execution_state: Any = None,
-               include_job_document: Any = None, step_timeout_in_minutes: Any = None,
-               thing: str | None = None, timeout: float | None = None) -> Any:
+    def update(
+        self,
+        job_id: str,
+        status: Any,
+        *,
+        status_details: Any = None,
+        expected_version: Any = None,
+        execution_number: Any = None,
+        include_job_execution_state: Any = None,
+        include_job_document: Any = None,
+        step_timeout_in_minutes: Any = None,
+        thing: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         """UpdateJobExecution -> ``UpdateJobExecutionResponse``. Any field may be None (left out)."""
         request = self._iotjobs.UpdateJobExecutionRequest(
             thing_name=thing or self.thing,
@@ -858,9 +891,17 @@ class RawDevice:
     until a test takes them with :meth:`expect`.
     """
 
-    def __init__(self, service: ServiceProcess, thing: str, *, subscribe: tuple[str, ...] | None = None,
-                 client_id: str | None = None, timeout: float = RESPONSE_TIMEOUT,
-                 cert: Path | None = None, key: Path | None = None) -> None:
+    def __init__(
+        self,
+        service: ServiceProcess,
+        thing: str,
+        *,
+        subscribe: tuple[str, ...] | None = None,
+        client_id: str | None = None,
+        timeout: float = RESPONSE_TIMEOUT,
+        cert: Path | None = None,
+        key: Path | None = None,
+    ) -> None:
         self.service = service
         self.thing = thing
         self.timeout = timeout
@@ -922,8 +963,9 @@ class RawDevice:
         self._future(self._subacks, mid).set_result(reasons)
 
     # operations ------------------------------------------------------------------------------
-    def publish(self, topic: str, payload: bytes | str | dict[str, Any], qos: int = 1,
-                timeout: float | None = None) -> int:
+    def publish(
+        self, topic: str, payload: bytes | str | dict[str, Any], qos: int = 1, timeout: float | None = None
+    ) -> int:
         """Publish and wait for the PUBACK; return its MQTT5 reason code (0 ok, 135 not authorized).
 
         A dict payload is JSON-encoded. At QoS 0 there is no PUBACK: returns 0 once sent.
@@ -1015,3 +1057,22 @@ def raw_device(request: pytest.FixtureRequest) -> Iterator[Callable[..., RawDevi
     yield make
     for dev in made:
         dev.close()
+
+
+# boto3 error assertions shared by the control-plane and HTTP data-plane tests ----------------------
+def error_of(call: Callable[..., Any], **kwargs: Any) -> ClientError:
+    """The ClientError ``call(**kwargs)`` raises (the test fails if it succeeds)."""
+    with pytest.raises(ClientError) as caught:
+        call(**kwargs)
+    return caught.value
+
+
+def check_error(error: ClientError, code: str, status: int) -> None:
+    """AWS's code, HTTP status and a non-empty message."""
+    assert error.response["Error"]["Code"] == code, error.response
+    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == status, error.response
+    assert error.response["Error"]["Message"], error.response
+
+
+def group_arn(service: ServiceProcess, name: str) -> str:
+    return f"arn:aws:iot:{service.region}:{service.account}:thinggroup/{name}"

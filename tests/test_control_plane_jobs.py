@@ -13,27 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
-from conftest import JOBS_CHANGED, NEXT_CHANGED, Device, ServiceProcess, unique
+from conftest import JOBS_CHANGED, NEXT_CHANGED, Device, ServiceProcess, check_error, error_of, group_arn, unique
 
 DOC = json.dumps({"op": "reboot"})
-
-
-def error_of(call: Callable[..., Any], **kwargs: Any) -> ClientError:
-    with pytest.raises(ClientError) as caught:
-        call(**kwargs)
-    return caught.value
-
-
-def check_error(error: ClientError, code: str, status: int) -> None:
-    assert error.response["Error"]["Code"] == code, error.response
-    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == status, error.response
-    assert error.response["Error"]["Message"], error.response
-
-
-def group_arn(service: ServiceProcess, name: str) -> str:
-    return f"arn:aws:iot:{service.region}:{service.account}:thinggroup/{name}"
 
 
 def template_arn(service: ServiceProcess, template_id: str) -> str:
@@ -91,7 +74,9 @@ def test_group_targets_cover_child_groups_and_a_thing_gets_one_execution(service
     assert created["jobArn"] == service.job_arn(job) and created["jobId"] == job
 
     executions, _ = collect(iot.list_job_executions_for_job, "executionSummaries", jobId=job)
-    assert sorted(e["thingArn"] for e in executions) == sorted(service.thing_arn(t) for t in (in_root, in_child, in_both))
+    assert sorted(e["thingArn"] for e in executions) == sorted(
+        service.thing_arn(t) for t in (in_root, in_child, in_both)
+    )
     assert all(e["jobExecutionSummary"]["executionNumber"] == 1 for e in executions)
     described = iot.describe_job(jobId=job)["job"]
     assert described["targets"] == targets
@@ -154,8 +139,12 @@ def test_list_jobs_filters_and_pages_newest_first(service: ServiceProcess, iot: 
     jobs = []
     for index in range(5):
         job = unique("lj")
-        iot.create_job(jobId=job, targets=[group_arn(service, group)], document=DOC,
-                       targetSelection="CONTINUOUS" if index == 4 else "SNAPSHOT")
+        iot.create_job(
+            jobId=job,
+            targets=[group_arn(service, group)],
+            document=DOC,
+            targetSelection="CONTINUOUS" if index == 4 else "SNAPSHOT",
+        )
         jobs.append(job)
 
     listed, pages = collect(iot.list_jobs, "jobs", thingGroupName=group, maxResults=2)
@@ -187,8 +176,12 @@ def test_update_job_and_get_job_document(service: ServiceProcess, iot: Any) -> N
     iot.create_job(jobId=job, targets=[service.thing_arn(thing)], document=DOC, description="before")
     assert iot.get_job_document(jobId=job)["document"] == DOC  # a string, not an object
 
-    iot.update_job(jobId=job, description="after", timeoutConfig={"inProgressTimeoutInMinutes": 30},
-                   jobExecutionsRetryConfig={"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 2}]})
+    iot.update_job(
+        jobId=job,
+        description="after",
+        timeoutConfig={"inProgressTimeoutInMinutes": 30},
+        jobExecutionsRetryConfig={"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 2}]},
+    )
     described = iot.describe_job(jobId=job)["job"]
     assert described["description"] == "after"
     assert described["timeoutConfig"] == {"inProgressTimeoutInMinutes": 30}
@@ -198,8 +191,11 @@ def test_update_job_and_get_job_document(service: ServiceProcess, iot: Any) -> N
 
     check_error(error_of(iot.update_job, jobId=unique("missing"), description="x"), "ResourceNotFoundException", 404)
     check_error(error_of(iot.update_job, jobId=job, description="x" * 2029), "InvalidRequestException", 400)
-    error = error_of(iot.update_job, jobId=job,
-                     jobExecutionsRetryConfig={"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 11}]})
+    error = error_of(
+        iot.update_job,
+        jobId=job,
+        jobExecutionsRetryConfig={"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 11}]},
+    )
     check_error(error, "InvalidRequestException", 400)
     check_error(error_of(iot.get_job_document, jobId=unique("missing")), "ResourceNotFoundException", 404)
 
@@ -334,10 +330,14 @@ def test_describe_job_execution_has_the_control_plane_shape(
         assert absent not in execution
     same = iot.describe_job_execution(jobId=job, thingName=d.thing, executionNumber=1)["execution"]
     assert same["versionNumber"] == 2
-    check_error(error_of(iot.describe_job_execution, jobId=job, thingName=d.thing, executionNumber=2),
-                "ResourceNotFoundException", 404)
-    check_error(error_of(iot.describe_job_execution, jobId=unique("nope"), thingName=d.thing),
-                "ResourceNotFoundException", 404)
+    check_error(
+        error_of(iot.describe_job_execution, jobId=job, thingName=d.thing, executionNumber=2),
+        "ResourceNotFoundException",
+        404,
+    )
+    check_error(
+        error_of(iot.describe_job_execution, jobId=unique("nope"), thingName=d.thing), "ResourceNotFoundException", 404
+    )
     check_error(error_of(iot.describe_job_execution, jobId="$next", thingName=d.thing), "InvalidRequestException", 400)
 
 
@@ -354,20 +354,19 @@ def test_list_job_executions_for_job_and_for_thing(service: ServiceProcess, iot:
     canceled = iot.list_job_executions_for_job(jobId=job, status="CANCELED")["executionSummaries"]
     assert [e["thingArn"] for e in canceled] == [service.thing_arn(things[2])]
     check_error(error_of(iot.list_job_executions_for_job, jobId=unique("nope")), "ResourceNotFoundException", 404)
-    check_error(error_of(iot.list_job_executions_for_job, jobId=job, nextToken="xyz"),
-                "InvalidRequestException", 400)
+    check_error(error_of(iot.list_job_executions_for_job, jobId=job, nextToken="xyz"), "InvalidRequestException", 400)
 
     thing = things[0]
     more = [service.create_job(thing, {"n": n}) for n in range(3)]
-    for_thing, pages = collect(iot.list_job_executions_for_thing, "executionSummaries", thingName=thing,
-                               maxResults=3)
+    for_thing, pages = collect(iot.list_job_executions_for_thing, "executionSummaries", thingName=thing, maxResults=3)
     assert [e["jobId"] for e in for_thing] == [*more[::-1], job] and pages == 2
     assert for_thing[0]["jobExecutionSummary"]["status"] == "QUEUED"
     only = iot.list_job_executions_for_thing(thingName=thing, jobId=more[1])["executionSummaries"]
     assert [e["jobId"] for e in only] == [more[1]]
     assert iot.list_job_executions_for_thing(thingName=thing, status="SUCCEEDED")["executionSummaries"] == []
-    check_error(error_of(iot.list_job_executions_for_thing, thingName=thing, status="DONE"),
-                "InvalidRequestException", 400)
+    check_error(
+        error_of(iot.list_job_executions_for_thing, thingName=thing, status="DONE"), "InvalidRequestException", 400
+    )
 
 
 def test_cancel_job_execution(service: ServiceProcess, iot: Any, device: Callable[..., Device]) -> None:
@@ -376,14 +375,22 @@ def test_cancel_job_execution(service: ServiceProcess, iot: Any, device: Callabl
     d.next_event(JOBS_CHANGED)
     d.next_event(NEXT_CHANGED)
     d.start_next()
-    check_error(error_of(iot.cancel_job_execution, jobId=job, thingName=d.thing),
-                "InvalidStateTransitionException", 409)
-    check_error(error_of(iot.cancel_job_execution, jobId=job, thingName=d.thing, force=True, expectedVersion=1),
-                "VersionConflictException", 409)
-    check_error(error_of(iot.cancel_job_execution, jobId=job, thingName=d.thing, force=True,
-                         statusDetails={"bad key": "v"}), "InvalidRequestException", 400)
-    iot.cancel_job_execution(jobId=job, thingName=d.thing, force=True, expectedVersion=2,
-                             statusDetails={"reason": "operator"})
+    check_error(
+        error_of(iot.cancel_job_execution, jobId=job, thingName=d.thing), "InvalidStateTransitionException", 409
+    )
+    check_error(
+        error_of(iot.cancel_job_execution, jobId=job, thingName=d.thing, force=True, expectedVersion=1),
+        "VersionConflictException",
+        409,
+    )
+    check_error(
+        error_of(iot.cancel_job_execution, jobId=job, thingName=d.thing, force=True, statusDetails={"bad key": "v"}),
+        "InvalidRequestException",
+        400,
+    )
+    iot.cancel_job_execution(
+        jobId=job, thingName=d.thing, force=True, expectedVersion=2, statusDetails={"reason": "operator"}
+    )
     assert d.next_event(JOBS_CHANGED).jobs == {}
     assert d.next_event(NEXT_CHANGED).execution is None
     execution = iot.describe_job_execution(jobId=job, thingName=d.thing)["execution"]
@@ -394,10 +401,12 @@ def test_cancel_job_execution(service: ServiceProcess, iot: Any, device: Callabl
     assert rejected.code == "InvalidStateTransition" and rejected.execution_state.status == "CANCELED"
     # the job had one thing: it is now COMPLETED
     assert iot.describe_job(jobId=job)["job"]["status"] == "COMPLETED"
-    check_error(error_of(iot.cancel_job_execution, jobId=job, thingName=d.thing),
-                "InvalidStateTransitionException", 409)
-    check_error(error_of(iot.cancel_job_execution, jobId=job, thingName=unique("nope")),
-                "ResourceNotFoundException", 404)
+    check_error(
+        error_of(iot.cancel_job_execution, jobId=job, thingName=d.thing), "InvalidStateTransitionException", 409
+    )
+    check_error(
+        error_of(iot.cancel_job_execution, jobId=job, thingName=unique("nope")), "ResourceNotFoundException", 404
+    )
 
 
 def test_cancel_queued_job_execution_that_is_not_the_head(
@@ -420,13 +429,22 @@ def test_delete_job_execution(service: ServiceProcess, iot: Any, device: Callabl
     job = service.create_job(d.thing, {"a": 1})
     d.next_event(JOBS_CHANGED)
     d.next_event(NEXT_CHANGED)
-    check_error(error_of(iot.delete_job_execution, jobId=job, thingName=d.thing, executionNumber=1),
-                "InvalidStateTransitionException", 409)
+    check_error(
+        error_of(iot.delete_job_execution, jobId=job, thingName=d.thing, executionNumber=1),
+        "InvalidStateTransitionException",
+        409,
+    )
     d.start_next()
-    check_error(error_of(iot.delete_job_execution, jobId=job, thingName=d.thing, executionNumber=1),
-                "InvalidStateTransitionException", 409)
-    check_error(error_of(iot.delete_job_execution, jobId=job, thingName=d.thing, executionNumber=2, force=True),
-                "ResourceNotFoundException", 404)
+    check_error(
+        error_of(iot.delete_job_execution, jobId=job, thingName=d.thing, executionNumber=1),
+        "InvalidStateTransitionException",
+        409,
+    )
+    check_error(
+        error_of(iot.delete_job_execution, jobId=job, thingName=d.thing, executionNumber=2, force=True),
+        "ResourceNotFoundException",
+        404,
+    )
     iot.delete_job_execution(jobId=job, thingName=d.thing, executionNumber=1, force=True)
     assert d.next_event(JOBS_CHANGED).jobs == {}
     assert d.next_event(NEXT_CHANGED).execution is None
@@ -557,32 +575,54 @@ def test_associate_targets_with_job(service: ServiceProcess, iot: Any, device: C
     iot.add_thing_to_thing_group(thingGroupName=group, thingName=member)
     d = device()
     job = unique("cont")
-    iot.create_job(jobId=job, targets=[group_arn(service, group)], document=DOC, targetSelection="CONTINUOUS",
-                   description="rolling")
+    iot.create_job(
+        jobId=job,
+        targets=[group_arn(service, group)],
+        document=DOC,
+        targetSelection="CONTINUOUS",
+        description="rolling",
+    )
 
-    response = iot.associate_targets_with_job(jobId=job, targets=[service.thing_arn(d.thing),
-                                                                   group_arn(service, group)])
-    assert response == {"jobArn": service.job_arn(job), "jobId": job, "description": "rolling",
-                        "ResponseMetadata": response["ResponseMetadata"]}
+    response = iot.associate_targets_with_job(
+        jobId=job, targets=[service.thing_arn(d.thing), group_arn(service, group)]
+    )
+    assert response == {
+        "jobArn": service.job_arn(job),
+        "jobId": job,
+        "description": "rolling",
+        "ResponseMetadata": response["ResponseMetadata"],
+    }
     nxt = d.next_event(NEXT_CHANGED)
     assert nxt.execution.job_id == job
     assert ids(d.next_event(JOBS_CHANGED).jobs["QUEUED"]) == [job]
     assert iot.describe_job(jobId=job)["job"]["targets"] == [group_arn(service, group), service.thing_arn(d.thing)]
     assert counts(iot, job) == {"numberOfQueuedThings": 2}
 
-    check_error(error_of(iot.associate_targets_with_job, jobId=job,
-                         targets=[service.thing_arn(unique("nope"))]), "ResourceNotFoundException", 404)
+    check_error(
+        error_of(iot.associate_targets_with_job, jobId=job, targets=[service.thing_arn(unique("nope"))]),
+        "ResourceNotFoundException",
+        404,
+    )
     too_many = [service.thing_arn(f"t-{i}") for i in range(99)]
     check_error(error_of(iot.associate_targets_with_job, jobId=job, targets=too_many), "InvalidRequestException", 400)
-    check_error(error_of(iot.associate_targets_with_job, jobId=unique("nope"), targets=[service.thing_arn(member)]),
-                "ResourceNotFoundException", 404)
+    check_error(
+        error_of(iot.associate_targets_with_job, jobId=unique("nope"), targets=[service.thing_arn(member)]),
+        "ResourceNotFoundException",
+        404,
+    )
 
     snapshot = service.create_job(member, {"a": 1})
-    check_error(error_of(iot.associate_targets_with_job, jobId=snapshot, targets=[service.thing_arn(d.thing)]),
-                "InvalidRequestException", 400)
+    check_error(
+        error_of(iot.associate_targets_with_job, jobId=snapshot, targets=[service.thing_arn(d.thing)]),
+        "InvalidRequestException",
+        400,
+    )
     iot.cancel_job(jobId=job)
-    check_error(error_of(iot.associate_targets_with_job, jobId=job, targets=[service.thing_arn(member)]),
-                "InvalidRequestException", 400)
+    check_error(
+        error_of(iot.associate_targets_with_job, jobId=job, targets=[service.thing_arn(member)]),
+        "InvalidRequestException",
+        400,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -593,7 +633,9 @@ def test_associate_targets_with_job(service: ServiceProcess, iot: Any, device: C
 def test_job_templates(service: ServiceProcess, iot: Any) -> None:
     template = unique("tpl")
     created = iot.create_job_template(
-        jobTemplateId=template, description="reboot template", document=DOC,
+        jobTemplateId=template,
+        description="reboot template",
+        document=DOC,
         timeoutConfig={"inProgressTimeoutInMinutes": 10},
         jobExecutionsRetryConfig={"criteriaList": [{"failureType": "ALL", "numberOfRetries": 1}]},
     )
@@ -607,23 +649,41 @@ def test_job_templates(service: ServiceProcess, iot: Any) -> None:
 
     error = error_of(iot.create_job_template, jobTemplateId=template, description="again", document=DOC)
     check_error(error, "ConflictException", 409)
-    check_error(error_of(iot.create_job_template, jobTemplateId=unique("tpl"), description="no document"),
-                "InvalidRequestException", 400)
-    check_error(error_of(iot.create_job_template, jobTemplateId="t" * 65, description="d", document=DOC),
-                "InvalidRequestException", 400)
+    check_error(
+        error_of(iot.create_job_template, jobTemplateId=unique("tpl"), description="no document"),
+        "InvalidRequestException",
+        400,
+    )
+    check_error(
+        error_of(iot.create_job_template, jobTemplateId="t" * 65, description="d", document=DOC),
+        "InvalidRequestException",
+        400,
+    )
 
     # CreateJob from the template: its document and configuration; explicit blocks win
     (thing,) = new_things(iot, 1)
     job = unique("fromtpl")
-    iot.create_job(jobId=job, targets=[service.thing_arn(thing)], jobTemplateArn=template_arn(service, template),
-                   timeoutConfig={"inProgressTimeoutInMinutes": 60})
+    iot.create_job(
+        jobId=job,
+        targets=[service.thing_arn(thing)],
+        jobTemplateArn=template_arn(service, template),
+        timeoutConfig={"inProgressTimeoutInMinutes": 60},
+    )
     job_described = iot.describe_job(jobId=job)["job"]
     assert job_described["jobTemplateArn"] == template_arn(service, template)
     assert job_described["timeoutConfig"] == {"inProgressTimeoutInMinutes": 60}
     assert job_described["jobExecutionsRetryConfig"]["criteriaList"][0]["failureType"] == "ALL"
     assert iot.get_job_document(jobId=job)["document"] == DOC
-    check_error(error_of(iot.create_job, jobId=unique("j"), targets=[service.thing_arn(thing)],
-                         jobTemplateArn=template_arn(service, unique("missing"))), "ResourceNotFoundException", 404)
+    check_error(
+        error_of(
+            iot.create_job,
+            jobId=unique("j"),
+            targets=[service.thing_arn(thing)],
+            jobTemplateArn=template_arn(service, unique("missing")),
+        ),
+        "ResourceNotFoundException",
+        404,
+    )
 
     # a template made from a job copies its document
     copied = unique("tpl")

@@ -11,27 +11,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
-from conftest import JOBS_CHANGED, NEXT_CHANGED, Device, ServiceProcess, unique
+from conftest import JOBS_CHANGED, NEXT_CHANGED, Device, ServiceProcess, check_error, error_of, unique
 
 
 @pytest.fixture(scope="module")
 def data(service: ServiceProcess) -> Iterator[Any]:
     """A boto3 ``iot-jobs-data`` client signed with the service's local credentials."""
     yield service.boto3_client("iot-jobs-data")
-
-
-def error_of(call: Callable[..., Any], **kwargs: Any) -> ClientError:
-    with pytest.raises(ClientError) as caught:
-        call(**kwargs)
-    return caught.value
-
-
-def check_error(error: ClientError, code: str, status: int) -> None:
-    assert error.response["Error"]["Code"] == code, error.response
-    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == status, error.response
-    assert error.response["Error"]["Message"], error.response
 
 
 def body(response: dict[str, Any]) -> dict[str, Any]:
@@ -69,8 +56,9 @@ def test_start_next_pending_job_execution(service: ServiceProcess, iot: Any, dat
     thing = registered(iot)
     assert body(data.start_next_pending_job_execution(thingName=thing)) == {}
     job = service.create_job(thing, {"op": "install"})
-    started = data.start_next_pending_job_execution(thingName=thing, statusDetails={"phase": "download"},
-                                                    stepTimeoutInMinutes=5)["execution"]
+    started = data.start_next_pending_job_execution(
+        thingName=thing, statusDetails={"phase": "download"}, stepTimeoutInMinutes=5
+    )["execution"]
     assert started["jobId"] == job
     assert started["thingName"] == thing
     assert started["status"] == "IN_PROGRESS"
@@ -98,14 +86,16 @@ def test_describe_job_execution(service: ServiceProcess, iot: Any, data: Any) ->
     assert nxt["jobId"] == job
     numbered = data.describe_job_execution(thingName=thing, jobId=job, executionNumber=1)["execution"]
     assert numbered["executionNumber"] == 1
-    check_error(error_of(data.describe_job_execution, thingName=thing, jobId=job, executionNumber=2),
-                "ResourceNotFoundException", 404)
-    check_error(error_of(data.describe_job_execution, thingName=thing, jobId=unique("nope")),
-                "ResourceNotFoundException", 404)
-    check_error(error_of(data.describe_job_execution, thingName=thing, jobId="bad job"),
-                "InvalidRequestException", 400)
-    check_error(error_of(data.describe_job_execution, thingName="t" * 129, jobId=job),
-                "InvalidRequestException", 400)
+    check_error(
+        error_of(data.describe_job_execution, thingName=thing, jobId=job, executionNumber=2),
+        "ResourceNotFoundException",
+        404,
+    )
+    check_error(
+        error_of(data.describe_job_execution, thingName=thing, jobId=unique("nope")), "ResourceNotFoundException", 404
+    )
+    check_error(error_of(data.describe_job_execution, thingName=thing, jobId="bad job"), "InvalidRequestException", 400)
+    check_error(error_of(data.describe_job_execution, thingName="t" * 129, jobId=job), "InvalidRequestException", 400)
 
 
 def test_update_job_execution(service: ServiceProcess, iot: Any, data: Any) -> None:
@@ -113,32 +103,63 @@ def test_update_job_execution(service: ServiceProcess, iot: Any, data: Any) -> N
     job = service.create_job(thing, {"a": 1})
     assert body(data.update_job_execution(thingName=thing, jobId=job, status="IN_PROGRESS")) == {}
     updated = data.update_job_execution(
-        thingName=thing, jobId=job, status="IN_PROGRESS", statusDetails={"percent": "50"}, expectedVersion=2,
-        includeJobExecutionState=True, includeJobDocument=True,
+        thingName=thing,
+        jobId=job,
+        status="IN_PROGRESS",
+        statusDetails={"percent": "50"},
+        expectedVersion=2,
+        includeJobExecutionState=True,
+        includeJobDocument=True,
     )
     assert body(updated) == {
         "executionState": {"status": "IN_PROGRESS", "statusDetails": {"percent": "50"}, "versionNumber": 3},
         "jobDocument": json.dumps({"a": 1}),
     }
     # a version mismatch is InvalidStateTransitionException (409): the model has no VersionConflict here
-    check_error(error_of(data.update_job_execution, thingName=thing, jobId=job, status="SUCCEEDED",
-                         expectedVersion=2), "InvalidStateTransitionException", 409)
-    check_error(error_of(data.update_job_execution, thingName=thing, jobId=job, status="CANCELED"),
-                "InvalidRequestException", 400)
+    check_error(
+        error_of(data.update_job_execution, thingName=thing, jobId=job, status="SUCCEEDED", expectedVersion=2),
+        "InvalidStateTransitionException",
+        409,
+    )
+    check_error(
+        error_of(data.update_job_execution, thingName=thing, jobId=job, status="CANCELED"),
+        "InvalidRequestException",
+        400,
+    )
     too_many = {f"k{i}": "v" for i in range(11)}
-    check_error(error_of(data.update_job_execution, thingName=thing, jobId=job, status="IN_PROGRESS",
-                         statusDetails=too_many), "InvalidRequestException", 400)
-    check_error(error_of(data.update_job_execution, thingName=thing, jobId=job, status="IN_PROGRESS",
-                         statusDetails={"k": "x" * 1025}), "InvalidRequestException", 400)
-    check_error(error_of(data.update_job_execution, thingName=thing, jobId=job, status="IN_PROGRESS",
-                         stepTimeoutInMinutes=0), "InvalidRequestException", 400)
-    check_error(error_of(data.update_job_execution, thingName=thing, jobId="j" * 65, status="IN_PROGRESS"),
-                "InvalidRequestException", 400)
-    check_error(error_of(data.update_job_execution, thingName=thing, jobId=unique("nope"), status="IN_PROGRESS"),
-                "ResourceNotFoundException", 404)
+    check_error(
+        error_of(data.update_job_execution, thingName=thing, jobId=job, status="IN_PROGRESS", statusDetails=too_many),
+        "InvalidRequestException",
+        400,
+    )
+    check_error(
+        error_of(
+            data.update_job_execution, thingName=thing, jobId=job, status="IN_PROGRESS", statusDetails={"k": "x" * 1025}
+        ),
+        "InvalidRequestException",
+        400,
+    )
+    check_error(
+        error_of(data.update_job_execution, thingName=thing, jobId=job, status="IN_PROGRESS", stepTimeoutInMinutes=0),
+        "InvalidRequestException",
+        400,
+    )
+    check_error(
+        error_of(data.update_job_execution, thingName=thing, jobId="j" * 65, status="IN_PROGRESS"),
+        "InvalidRequestException",
+        400,
+    )
+    check_error(
+        error_of(data.update_job_execution, thingName=thing, jobId=unique("nope"), status="IN_PROGRESS"),
+        "ResourceNotFoundException",
+        404,
+    )
     data.update_job_execution(thingName=thing, jobId=job, status="SUCCEEDED")
-    check_error(error_of(data.update_job_execution, thingName=thing, jobId=job, status="IN_PROGRESS"),
-                "InvalidStateTransitionException", 409)
+    check_error(
+        error_of(data.update_job_execution, thingName=thing, jobId=job, status="IN_PROGRESS"),
+        "InvalidStateTransitionException",
+        409,
+    )
     assert iot.describe_job(jobId=job)["job"]["status"] == "COMPLETED"
 
 
@@ -156,7 +177,10 @@ def test_http_and_mqtt_agree_on_the_same_executions(
     started = data.start_next_pending_job_execution(thingName=d.thing, statusDetails={"via": "http"})["execution"]
     over_mqtt = d.describe(first).execution
     assert (over_mqtt.status, over_mqtt.version_number, over_mqtt.status_details) == (
-        "IN_PROGRESS", started["versionNumber"], {"via": "http"})
+        "IN_PROGRESS",
+        started["versionNumber"],
+        {"via": "http"},
+    )
     assert int(over_mqtt.started_at.timestamp()) == started["startedAt"]
     assert over_mqtt.job_document == json.loads(started["jobDocument"])
 
@@ -169,7 +193,8 @@ def test_http_and_mqtt_agree_on_the_same_executions(
     assert [j.job_id for j in mqtt_pending.in_progress_jobs] == [j["jobId"] for j in http_pending["inProgressJobs"]]
     assert [j.job_id for j in mqtt_pending.queued_jobs] == [j["jobId"] for j in http_pending["queuedJobs"]]
     assert [j.version_number for j in mqtt_pending.in_progress_jobs] == [
-        j["versionNumber"] for j in http_pending["inProgressJobs"]]
+        j["versionNumber"] for j in http_pending["inProgressJobs"]
+    ]
 
     # a change over HTTP publishes the MQTT events
     data.update_job_execution(thingName=d.thing, jobId=first, status="SUCCEEDED")

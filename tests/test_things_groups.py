@@ -10,26 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
-from conftest import ServiceProcess, unique
-
-
-def error_of(call: Callable[..., Any], **kwargs: Any) -> ClientError:
-    """The ClientError ``call(**kwargs)`` raises (the test fails if it succeeds)."""
-    with pytest.raises(ClientError) as caught:
-        call(**kwargs)
-    return caught.value
-
-
-def check_error(error: ClientError, code: str, status: int) -> None:
-    assert error.response["Error"]["Code"] == code, error.response
-    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == status, error.response
-    assert error.response["Error"]["Message"], error.response
-
-
-def group_arn(service: ServiceProcess, name: str) -> str:
-    return f"arn:aws:iot:{service.region}:{service.account}:thinggroup/{name}"
+from conftest import ServiceProcess, check_error, error_of, group_arn, unique
 
 
 def collect(call: Callable[..., Any], member: str, **kwargs: Any) -> tuple[list[Any], int]:
@@ -83,8 +65,10 @@ def test_create_thing_is_idempotent_only_for_an_identical_request(service: Servi
     [
         pytest.param({"thingName": "x" * 129}, id="name-129-chars"),
         pytest.param({"thingName": "has space"}, id="name-pattern"),
-        pytest.param({"thingName": "ok", "attributePayload": {"attributes": {"a": "1", "b": "2", "c": "3", "d": "4"}}},
-                     id="four-attributes-without-type"),
+        pytest.param(
+            {"thingName": "ok", "attributePayload": {"attributes": {"a": "1", "b": "2", "c": "3", "d": "4"}}},
+            id="four-attributes-without-type",
+        ),
         pytest.param({"thingName": "ok", "attributePayload": {"attributes": {"a": "no spaces"}}}, id="attribute-value"),
         pytest.param({"thingName": "ok", "attributePayload": {"attributes": {"bad key": "1"}}}, id="attribute-name"),
         pytest.param({"thingName": "ok", "attributePayload": {"attributes": {"a": "x" * 801}}}, id="attribute-801"),
@@ -126,13 +110,17 @@ def test_update_thing_replaces_or_merges_attributes_and_bumps_the_version(iot: A
 
     # expectedVersion must match the current version
     iot.update_thing(thingName=name, attributePayload={"attributes": {"z": "8"}}, expectedVersion=4)
-    check_error(error_of(iot.update_thing, thingName=name, attributePayload={"attributes": {}}, expectedVersion=4),
-                "VersionConflictException", 409)
+    check_error(
+        error_of(iot.update_thing, thingName=name, attributePayload={"attributes": {}}, expectedVersion=4),
+        "VersionConflictException",
+        409,
+    )
     assert iot.describe_thing(thingName=name)["version"] == 5
 
     # merging past three attributes breaks the limit of a thing without a type
-    error = error_of(iot.update_thing, thingName=name,
-                     attributePayload={"attributes": {"a": "1", "b": "2", "c": "3"}, "merge": True})
+    error = error_of(
+        iot.update_thing, thingName=name, attributePayload={"attributes": {"a": "1", "b": "2", "c": "3"}, "merge": True}
+    )
     check_error(error, "InvalidRequestException", 400)
 
 
@@ -237,8 +225,9 @@ def test_create_thing_group_errors(iot: Any) -> None:
     check_error(error, "ResourceNotFoundException", 404)
     check_error(error_of(iot.create_thing_group, thingGroupName="g" * 129), "InvalidRequestException", 400)
     check_error(error_of(iot.create_thing_group, thingGroupName="a/b"), "InvalidRequestException", 400)
-    error = error_of(iot.create_thing_group, thingGroupName=unique("g"),
-                     thingGroupProperties={"thingGroupDescription": "tab\there"})
+    error = error_of(
+        iot.create_thing_group, thingGroupName=unique("g"), thingGroupProperties={"thingGroupDescription": "tab\there"}
+    )
     check_error(error, "InvalidRequestException", 400)
 
 
@@ -259,8 +248,12 @@ def test_update_thing_group(iot: Any) -> None:
     assert response["version"] == 2
     described = iot.describe_thing_group(thingGroupName=name)
     assert described["thingGroupProperties"]["thingGroupDescription"] == "two"
-    error = error_of(iot.update_thing_group, thingGroupName=name,
-                     thingGroupProperties={"thingGroupDescription": "x"}, expectedVersion=1)
+    error = error_of(
+        iot.update_thing_group,
+        thingGroupName=name,
+        thingGroupProperties={"thingGroupDescription": "x"},
+        expectedVersion=1,
+    )
     check_error(error, "VersionConflictException", 409)
 
 
@@ -269,8 +262,9 @@ def test_delete_thing_group(iot: Any) -> None:
     iot.create_thing_group(thingGroupName=parent)
     iot.create_thing_group(thingGroupName=child, parentGroupName=parent)
     check_error(error_of(iot.delete_thing_group, thingGroupName=parent), "InvalidRequestException", 400)
-    check_error(error_of(iot.delete_thing_group, thingGroupName=child, expectedVersion=5),
-                "VersionConflictException", 409)
+    check_error(
+        error_of(iot.delete_thing_group, thingGroupName=child, expectedVersion=5), "VersionConflictException", 409
+    )
     iot.delete_thing_group(thingGroupName=child)
     iot.delete_thing_group(thingGroupName=parent)
     check_error(error_of(iot.describe_thing_group, thingGroupName=parent), "ResourceNotFoundException", 404)
@@ -323,8 +317,11 @@ def test_membership_errors(service: ServiceProcess, iot: Any) -> None:
     missing_thing = error_of(iot.remove_thing_from_thing_group, thingGroupName=root, thingName=unique("nope"))
     check_error(missing_thing, "ResourceNotFoundException", 404)
     check_error(error_of(iot.add_thing_to_thing_group, thingName=thing), "InvalidRequestException", 400)
-    check_error(error_of(iot.add_thing_to_thing_group, thingGroupName=root,
-                         thingArn=group_arn(service, other)), "InvalidRequestException", 400)
+    check_error(
+        error_of(iot.add_thing_to_thing_group, thingGroupName=root, thingArn=group_arn(service, other)),
+        "InvalidRequestException",
+        400,
+    )
 
     # one group per hierarchy; several hierarchies are fine
     iot.add_thing_to_thing_group(thingGroupName=root, thingName=thing)
@@ -334,8 +331,9 @@ def test_membership_errors(service: ServiceProcess, iot: Any) -> None:
     groups = iot.list_thing_groups_for_thing(thingName=thing)["thingGroups"]
     assert sorted(g["groupName"] for g in groups) == sorted([root, other])
 
-    check_error(error_of(iot.list_things_in_thing_group, thingGroupName=unique("nope")),
-                "ResourceNotFoundException", 404)
+    check_error(
+        error_of(iot.list_things_in_thing_group, thingGroupName=unique("nope")), "ResourceNotFoundException", 404
+    )
     check_error(error_of(iot.list_thing_groups_for_thing, thingName=unique("nope")), "ResourceNotFoundException", 404)
 
 
@@ -361,11 +359,11 @@ def test_list_things_in_thing_group_pages(iot: Any) -> None:
     for index, name in enumerate(names):
         iot.create_thing(thingName=name)
         iot.add_thing_to_thing_group(thingGroupName=root if index % 2 else child, thingName=name)
-    things, pages = collect(iot.list_things_in_thing_group, "things", thingGroupName=root, recursive=True,
-                            maxResults=2)
+    things, pages = collect(iot.list_things_in_thing_group, "things", thingGroupName=root, recursive=True, maxResults=2)
     assert things == names and pages == 3
-    check_error(error_of(iot.list_things_in_thing_group, thingGroupName=root, nextToken="%%%"),
-                "InvalidRequestException", 400)
+    check_error(
+        error_of(iot.list_things_in_thing_group, thingGroupName=root, nextToken="%%%"), "InvalidRequestException", 400
+    )
 
 
 def test_list_thing_groups(service: ServiceProcess, iot: Any) -> None:
