@@ -14,6 +14,8 @@ throughput load. This prints where the samples went:
 
 Only the event-loop (main) thread is counted, and its samples waiting in ``epoll_wait`` (record
 with ``--idle``) are reported as idle time, apart from the busy samples the percentages refer to.
+Under uvloop the wait happens in C below ``Runner.run``, where py-spy cannot separate it from
+uvloop's own (small) work: those samples are counted as waiting too.
 
 With ``--requests N`` (the requests the service answered while it was sampled) it also prints
 microseconds per request, using the sampling rate (``--rate``, default 200 Hz as data_plane.py uses).
@@ -84,6 +86,14 @@ KEY_FUNCTIONS: list[tuple[str, object]] = [
 ]
 
 
+def _waiting(frames: list[tuple[str, str]]) -> bool:
+    """The event loop waiting for I/O: asyncio's selector, or uvloop's C loop (the innermost Python
+    frame is then ``Runner.run``; py-spy cannot tell uvloop's own work from its ``epoll_wait``
+    there, and both are counted here)."""
+    func, file = frames[-1]
+    return func == "EpollSelector.select" or file.startswith("asyncio/runners")
+
+
 def _is_read(func: str) -> bool:
     return any(key in func for key in READ_FUNCS)
 
@@ -124,8 +134,8 @@ def main() -> int:
     # child watcher, which py-spy cannot always tell from busy ones.
     stacks = [(frames, n) for frames, n in everything if frames and frames[0][0] == "_run_module_as_main"]
     others = sum(n for _, n in everything) - sum(n for _, n in stacks)
-    idle = sum(n for frames, n in stacks if frames[-1][0] == "EpollSelector.select")
-    stacks = [(frames, n) for frames, n in stacks if frames[-1][0] != "EpollSelector.select"]
+    idle = sum(n for frames, n in stacks if _waiting(frames))
+    stacks = [(frames, n) for frames, n in stacks if not _waiting(frames)]
     total = sum(n for _, n in stacks)
     if not total:
         print("no samples")
@@ -139,7 +149,8 @@ def main() -> int:
 
     print(
         f"{args.profile}: event-loop thread busy in {total} samples ({total / args.rate:.1f} s at "
-        f"{args.rate:g} Hz), waiting in epoll in {idle} ({100 * idle / max(1, idle + total):.1f} % of its time); "
+        f"{args.rate:g} Hz), waiting for I/O (or in uvloop's C loop) in {idle} "
+        f"({100 * idle / max(1, idle + total):.1f} % of its time); "
         f"{others} samples of other (idle) threads ignored"
     )
     print("percentages below are of the busy samples")
