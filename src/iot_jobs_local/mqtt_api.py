@@ -19,7 +19,15 @@ from .jobs.requests import JOB_ID_RE, THING_NAME_RE, parse_describe, parse_start
 
 log = logging.getLogger(__name__)
 
-REQUEST_FILTER = "$aws/things/+/jobs/#"
+#: The four request topics of the Jobs MQTT API, exactly: none of them matches a reply
+#: (``.../accepted``, ``.../rejected``) or an event (``.../notify``, ``.../notify-next``), so the
+#: service never receives its own publishes without needing MQTT 5's noLocal.
+REQUEST_FILTERS = (
+    "$aws/things/+/jobs/get",
+    "$aws/things/+/jobs/start-next",
+    "$aws/things/+/jobs/+/get",
+    "$aws/things/+/jobs/+/update",
+)
 
 #: One table from domain failure to the MQTT API's error code.
 ERROR_CODES: dict[type[errors.JobsError], str] = {
