@@ -4,7 +4,7 @@ On every identity change the manager regenerates both files from the database, s
 waits until Mosquitto has reloaded them (``BrokerWatch.reload``); then it closes the connections of
 certificates that stopped being ACTIVE (AWS closes them too, "within a few minutes"). Changes
 that arrive while a reload runs are folded into the next one, so a burst costs one reload per
-round. ``settled()`` returns once every change made so far is in force: the HTTP API awaits it
+round. ``settled()`` says when every change made so far is in force: the HTTP API waits for it
 after each operation, so a caller that attached a policy can rely on it at once.
 """
 
@@ -80,13 +80,14 @@ class AccessManager:
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._apply(), name="broker-access")
 
-    async def settled(self) -> None:
-        """Return once every change requested so far is in force on the broker."""
+    def settled(self) -> asyncio.Future[None] | None:
+        """None if every change requested so far is in force on the broker, else a future that
+        resolves once it is (no task or future at all on the common path: nothing changed)."""
         if self._applied >= self._requested:
-            return
+            return None
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((self._requested, waiter))
-        await waiter
+        return waiter
 
     # the work ----------------------------------------------------------------------------------
     async def _apply(self) -> None:

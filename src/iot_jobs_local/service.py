@@ -17,8 +17,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiohttp import web
-
 from .broker import Broker, BrokerConfig, BrokerError, free_port
 from .broker_access import AccessManager
 from .broker_watch import BrokerWatch
@@ -144,11 +142,10 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
             data_host="localhost", jobs_address=f"{_local_host(options.bind_address)}:{options.http_port}"
         )
         api = HttpApi(engine, verifier, identity_handlers.handlers(identity, endpoints), access.settled)
-        runner = api.runner()
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
+        http_server = api.server()
+        stack.push_async_callback(http_server.close)
         try:
-            await web.TCPSite(runner, options.bind_address, options.http_port).start()
+            await http_server.start(options.bind_address, options.http_port)
         except OSError as exc:
             raise ServiceError(f"cannot listen for HTTP on {options.bind_address}:{options.http_port}: {exc}") from exc
         tasks = [

@@ -11,23 +11,24 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import botocore.session
-from aiohttp import HttpVersion11, web
 
 from ..engine import Engine
 from ..identity_errors import IdentityError
 from ..jobs import errors
 from . import data_handlers, iot_handlers
+from .http11 import HttpServer, Reply, Request, Settle
 from .iot_handlers import Handler
 from .routes import BadRequest, RouteTable, error_status, load_routes, match, parse_input
 from .sigv4 import AuthFailure, Verifier
 
 log = logging.getLogger(__name__)
 
+_JSON = "application/json"
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
 
 #: One table from domain failure to the HTTP API's exception code.
@@ -55,14 +56,15 @@ def _default(value: Any) -> Any:
 
 class HttpApi:
     """``verifier`` checks each request's SigV4 signature; ``iot_extra`` adds ``iot`` handlers;
-    ``settle`` is awaited after each successful operation (until the broker applied access changes)."""
+    ``settle`` is awaited after each successful operation, before its response is sent (until the
+    broker applied access changes)."""
 
     def __init__(
         self,
         engine: Engine,
         verifier: Verifier | None = None,
         iot_extra: Mapping[str, Handler] | None = None,
-        settle: Callable[[], Awaitable[None]] | None = None,
+        settle: Settle | None = None,
     ) -> None:
         self._engine = engine
         self._verifier = verifier
@@ -74,45 +76,25 @@ class HttpApi:
             "iot-jobs-data": ServiceApi("iot-jobs-data", load_routes("iot-jobs-data"), data_handlers.HANDLERS),
         }
 
-    def runner(self) -> web.BaseRunner:
-        """aiohttp's low-level server around :meth:`handle`, without access log.
+    def server(self) -> HttpServer:
+        """The HTTP/1.1 server that answers with :meth:`respond`."""
+        return HttpServer(self.respond, self._settle)
 
-        Every request goes to ``handle``, so an application, its router and its middleware chain
-        would only cost time (~10 % of a request, see benchmarks/README.md). ``handle`` does the
-        two things aiohttp's router did for the catch-all route ``/{tail:.*}`` it was mounted on.
-        """
-        return web.ServerRunner(web.Server(self.handle, access_log=None))
-
-    @staticmethod
-    async def _as_router_did(request: web.BaseRequest) -> None:
-        """Raise what aiohttp's router answered (404 for a path ``.*`` does not match, 417 for an
-        unknown ``Expect``), and send ``100 Continue`` for ``Expect: 100-continue`` as it did."""
-        if "\n" in request.path:
-            raise web.HTTPNotFound()
-        expect = request.headers.get("Expect")
-        if expect and request.version == HttpVersion11:
-            if expect.lower() != "100-continue":
-                raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")
-            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            request.writer.output_size = 0
-            await request.writer.drain()
-
-    def _service(self, request: web.BaseRequest) -> ServiceApi:
-        found = _SCOPE.search(request.headers.get("Authorization", ""))
+    def _service(self, request: Request) -> ServiceApi:
+        found = _SCOPE.search(request.headers.get("Authorization"))
         name = found.group(1) if found else "iot"
         return self._services.get(name, self._services["iot"])
 
-    async def handle(self, request: web.BaseRequest) -> web.Response:
-        await self._as_router_did(request)
+    def respond(self, request: Request) -> Reply:
         request_id = str(uuid.uuid4())
         service = self._service(request)
         try:
-            body = await request.read()
+            body = request.body
+            path = request.raw_path
             if self._verifier is not None:
-                path, _, raw_query = request.raw_path.partition("?")
-                self._verifier.verify(request.method, path, raw_query, lambda h: request.headers.getall(h, []), body)
-            query = {k: v for k, v in request.query.items()}
-            found = match(service.routes, request.method, request.raw_path.split("?", 1)[0], query)
+                self._verifier.verify(request.method, path, request.raw_query, request.headers.getall, body)
+            query = request.query()
+            found = match(service.routes, request.method, path, query)
             if found is None:
                 return self._error(service, request_id, "ResourceNotFoundException", "No such resource", 404)
             route, labels = found
@@ -125,11 +107,9 @@ class HttpApi:
                     f"{route.name} is not implemented by iot-jobs-local",
                     501,
                 )
-            headers = {k.lower(): v for k, v in request.headers.items()} if route.reads_headers else {}
+            headers = request.headers.lower_items() if route.reads_headers else {}
             params = parse_input(route, labels, query, headers, body)
             result = handler(self._engine, params)
-            if self._settle is not None:
-                await self._settle()
         except AuthFailure as exc:
             return self._error(service, request_id, exc.code, exc.message, 403)
         except IdentityError as exc:
@@ -142,11 +122,14 @@ class HttpApi:
         except errors.JobsError as exc:
             return self._error(service, request_id, ERROR_CODES[type(exc)], exc.message, 400)
         except Exception:  # the service never dies on a bad request
-            log.exception("internal error on %s %s", request.method, request.path)
+            log.exception("internal error on %s %s", request.method, request.raw_path)
             return self._error(service, request_id, "InternalFailureException", "Internal failure", 500)
-        text = json.dumps(result, default=_default) if result else ""
-        return web.Response(
-            status=200, text=text, content_type="application/json", headers={"x-amzn-RequestId": request_id}
+        text = json.dumps(result, default=_default).encode() if result else b""
+        return Reply(
+            200,
+            text,
+            [("Content-Type", _JSON), ("x-amzn-RequestId", request_id)],
+            settle=self._settle is not None,
         )
 
     def _error(
@@ -157,12 +140,11 @@ class HttpApi:
         message: str,
         default: int,
         extra: dict[str, Any] | None = None,
-    ) -> web.Response:
+    ) -> Reply:
         status = error_status(self._models[service.name], code, default)
         body = {"message": message, **(extra or {})}
-        return web.Response(
-            status=status,
-            text=json.dumps(body),
-            content_type="application/json",
-            headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": code},
+        return Reply(
+            status,
+            json.dumps(body).encode(),
+            [("Content-Type", _JSON), ("x-amzn-RequestId", request_id), ("x-amzn-ErrorType", code)],
         )
