@@ -191,9 +191,7 @@ def _check_retry(value: Any) -> None:
         raise InvalidRequest("jobExecutionsRetryConfig: each failureType may appear in only one criterion")
     total = sum(int(c.get("numberOfRetries") or 0) for c in criteria)
     if total > MAX_RETRIES_TOTAL:
-        raise InvalidRequest(
-            f"jobExecutionsRetryConfig: at most {MAX_RETRIES_TOTAL} retries in all, got {total}"
-        )
+        raise InvalidRequest(f"jobExecutionsRetryConfig: at most {MAX_RETRIES_TOTAL} retries in all, got {total}")
 
 
 def _check_abort(value: Any) -> None:
