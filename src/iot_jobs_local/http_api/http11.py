@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import email.utils
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -37,10 +38,11 @@ class Headers:
 
     __slots__ = ("_values",)
 
-    def __init__(self, pairs: list[tuple[str, str]]) -> None:
-        self._values: dict[str, list[str]] = {}
+    def __init__(self, pairs: list[tuple[bytes, bytes]]) -> None:
+        values: dict[str, list[str]] = {}
         for name, value in pairs:
-            self._values.setdefault(name.lower(), []).append(value)
+            values.setdefault(name.lower().decode("latin-1"), []).append(value.decode("latin-1"))
+        self._values = values
 
     def get(self, name: str, default: str = "") -> str:
         values = self._values.get(name.lower())
@@ -107,12 +109,17 @@ class _Date:
 _DATE = _Date()
 
 
-def encode(reply: Reply, *, head_only: bool = False, close: bool = False) -> bytes:
+@functools.cache
+def _status_line(status: int) -> str:
     try:
-        reason = HTTPStatus(reply.status).phrase
+        reason = HTTPStatus(status).phrase
     except ValueError:
         reason = "Unknown"
-    lines = [f"HTTP/1.1 {reply.status} {reason}", f"Date: {_DATE.now()}", f"Content-Length: {len(reply.body)}"]
+    return f"HTTP/1.1 {status} {reason}"
+
+
+def encode(reply: Reply, *, head_only: bool = False, close: bool = False) -> bytes:
+    lines = [_status_line(reply.status), f"Date: {_DATE.now()}", f"Content-Length: {len(reply.body)}"]
     lines.extend(f"{name}: {value}" for name, value in reply.headers)
     if close:
         lines.append("Connection: close")
@@ -141,7 +148,8 @@ class HttpProtocol(asyncio.Protocol):
     def _reset(self) -> None:
         self._url = b""
         self._head_size = 0
-        self._header_pairs: list[tuple[str, str]] = []
+        self._header_pairs: list[tuple[bytes, bytes]] = []
+        self._expect: bytes | None = None
         self._body: list[bytes] = []
         self._body_size = 0
         self._refusal: Reply | None = None
@@ -173,7 +181,9 @@ class HttpProtocol(asyncio.Protocol):
         self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_pairs.append((name.decode("latin-1"), value.decode("latin-1")))
+        self._header_pairs.append((name, value))
+        if len(name) == 6 and name.lower() == b"expect":
+            self._expect = value
         self._count_head(len(name) + len(value))
 
     def _count_head(self, size: int) -> None:
@@ -182,11 +192,11 @@ class HttpProtocol(asyncio.Protocol):
             self._refusal = _plain(431, "Request header fields too large")
 
     def on_headers_complete(self) -> None:
-        expect = next((v for n, v in self._header_pairs if n.lower() == "expect"), None)
+        expect = self._expect
         if expect is None or self._refusal is not None:
             return
-        if expect.lower() != "100-continue":
-            self._refusal = _plain(417, f"Unknown Expect: {expect}")
+        if expect.lower() != b"100-continue":
+            self._refusal = _plain(417, f"Unknown Expect: {expect.decode('latin-1')}")
         elif self._parser.get_http_version() == "1.1" and self._transport is not None:
             self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 

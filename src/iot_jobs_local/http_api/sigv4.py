@@ -215,7 +215,7 @@ class Verifier:
             )
         )
         key = self._signing_key(secret, date, region, service)
-        expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+        expected = hmac.digest(key, string_to_sign.encode(), "sha256").hex()  # one-shot C path
         if not hmac.compare_digest(expected, parameters["Signature"]):
             raise AuthFailure(INVALID, MISMATCH_MESSAGE)
         return Caller(access_key_id, region, service)
