@@ -165,10 +165,16 @@ class _Connection(asyncio.Protocol):
 
 
 class ServiceLink:
-    def __init__(self, port: int, password: str, api: MqttApi) -> None:
+    """``event_qos`` and ``keepalive`` default to the module's constants (tests vary them)."""
+
+    def __init__(
+        self, port: int, password: str, api: MqttApi, *, event_qos: int = EVENT_QOS, keepalive: int = KEEPALIVE_S
+    ) -> None:
         self._port = port
         self._password = password
         self._api = api
+        self._event_qos = event_qos
+        self._keepalive = keepalive
         self._changes: asyncio.Queue[Sequence[PendingChange]] = asyncio.Queue()
         self._connection: _Connection | None = None
         self.ready = asyncio.Event()
@@ -211,7 +217,7 @@ class ServiceLink:
         pinger: asyncio.Task[None] | None = None
         try:
             connection.write(
-                codec.connect(CLIENT_ID, username=SERVICE_USER, password=self._password, keepalive=KEEPALIVE_S)
+                codec.connect(CLIENT_ID, username=SERVICE_USER, password=self._password, keepalive=self._keepalive)
             )
             code = codec.connack_code(await asyncio.wait_for(connection.connack, HANDSHAKE_TIMEOUT_S))
             if code:
@@ -223,7 +229,7 @@ class ServiceLink:
                 raise LinkError("broker refused the request subscription")
             self._connection = connection
             self.ready.set()
-            pinger = asyncio.create_task(self._keepalive(connection), name="mqtt-keepalive")
+            pinger = asyncio.create_task(self._ping(connection), name="mqtt-keepalive")
             await connection.closed
             log.warning("service connection to the broker lost; reconnecting")
         finally:
@@ -235,13 +241,12 @@ class ServiceLink:
                 connection.write(codec.DISCONNECT_PACKET)
             transport.close()
 
-    @staticmethod
-    async def _keepalive(connection: _Connection) -> None:
+    async def _ping(self, connection: _Connection) -> None:
         """PINGREQ at half the keepalive; a broker silent for a whole keepalive is taken for dead."""
         while connection.is_open:
-            await asyncio.sleep(KEEPALIVE_S / 2)
-            if time.monotonic() - connection.last_heard > KEEPALIVE_S:
-                log.warning("the broker has not answered for %d s", KEEPALIVE_S)
+            await asyncio.sleep(self._keepalive / 2)
+            if time.monotonic() - connection.last_heard > self._keepalive:
+                log.warning("the broker has not answered for %d s", self._keepalive)
                 connection.close()
                 return
             connection.write(codec.PINGREQ_PACKET)
@@ -254,7 +259,7 @@ class ServiceLink:
             written = 0
             for change in changes:
                 for message in self._api.events(change):
-                    if EVENT_QOS:
+                    if self._event_qos:
                         await window.acquire()
                     self._publish_event(message, window)
                     written += 1
@@ -273,14 +278,14 @@ class ServiceLink:
         connection = self._connection
         if connection is None or not connection.is_open:
             log.warning("broker unavailable: dropped event on %s", message.topic)
-            if EVENT_QOS:
+            if self._event_qos:
                 window.release()
             return
-        if not EVENT_QOS:
+        if not self._event_qos:
             connection.write(codec.publish(message.topic, _encode(message)))
             return
         packet_id, acked = connection.expect_ack()
-        connection.write(codec.publish(message.topic, _encode(message), EVENT_QOS, packet_id))
+        connection.write(codec.publish(message.topic, _encode(message), self._event_qos, packet_id))
 
         def settled(done: asyncio.Future[codec.Packet]) -> None:
             window.release()
