@@ -39,9 +39,10 @@ async def _read_reply(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]
 def _run(
     scenario: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
     settle: Callable[[], Awaitable[None] | None] | None = None,
+    idle_timeout: float = 60.0,
 ) -> None:
     async def main() -> None:
-        server = HttpServer(_echo, settle)
+        server = HttpServer(_echo, settle, idle_timeout)
         await server.start("127.0.0.1", 0)
         assert server._server is not None
         port = server._server.sockets[0].getsockname()[1]
@@ -151,3 +152,12 @@ def test_a_reply_waiting_for_settle_holds_back_the_ones_after_it() -> None:
         assert json.loads((await _read_reply(reader))[2])["path"] == "/after"
 
     _run(scenario, settle)
+
+
+def test_an_idle_keep_alive_connection_is_closed() -> None:
+    async def scenario(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"GET /once HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert (await _read_reply(reader))[0] == 200
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server, not by us
+
+    _run(scenario, idle_timeout=0.2)

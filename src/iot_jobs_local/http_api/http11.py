@@ -31,6 +31,8 @@ MAX_BODY = 1 << 20
 MAX_HEAD = 64 << 10
 #: Stop reading from a client that has this many requests waiting for their turn.
 MAX_QUEUED = 32
+#: Close a keep-alive connection that has sent nothing for this long (the SDKs reconnect at will).
+IDLE_TIMEOUT_S = 75.0
 
 
 class Headers:
@@ -143,6 +145,7 @@ class HttpProtocol(asyncio.Protocol):
         self._queue: collections.deque[Request | Reply] = collections.deque()
         self._waiting = False  # a reply is waiting for ``settle``; later ones queue behind it
         self._paused = False
+        self.last_heard = time.monotonic()
         self._reset()
 
     def _reset(self) -> None:
@@ -164,6 +167,7 @@ class HttpProtocol(asyncio.Protocol):
         self._live.discard(self)
 
     def data_received(self, data: bytes) -> None:
+        self.last_heard = time.monotonic()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -262,27 +266,46 @@ class HttpProtocol(asyncio.Protocol):
         self._send(request, reply)
         self._serve_queue()
 
+    @property
+    def busy(self) -> bool:
+        """Answering, or holding requests to answer."""
+        return self._waiting or bool(self._queue)
+
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
 
 
 class HttpServer:
-    """Listens on one address; ``close`` also closes every open keep-alive connection."""
+    """Listens on one address; closes connections idle for ``idle_timeout`` seconds, and on
+    ``close`` every open keep-alive connection."""
 
-    def __init__(self, respond: Respond, settle: Settle | None = None) -> None:
+    def __init__(self, respond: Respond, settle: Settle | None = None, idle_timeout: float = IDLE_TIMEOUT_S) -> None:
         self._respond = respond
         self._settle = settle
+        self._idle_timeout = idle_timeout
         self._live: set[HttpProtocol] = set()
         self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: HttpProtocol(self._respond, self._settle, self._live), host, port, reuse_address=True
         )
+        self._sweeper = asyncio.create_task(self._sweep(), name="http-idle-sweeper")
+
+    async def _sweep(self) -> None:
+        """One task for all connections, rather than a timer per request."""
+        while True:
+            await asyncio.sleep(self._idle_timeout / 4)
+            cutoff = time.monotonic() - self._idle_timeout
+            for protocol in [p for p in self._live if p.last_heard < cutoff and not p.busy]:
+                protocol.close()
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._server is not None:
             self._server.close()
         for protocol in list(self._live):
