@@ -162,3 +162,24 @@ def test_thing_principals(service: ServiceProcess, iot: Any) -> None:
     rest = iot.list_principal_things(principal=arn, maxResults=1, nextToken=page["nextToken"])
     assert len(rest["things"]) == 1 and "nextToken" not in rest
     assert code_of(lambda: iot.list_thing_principals(thingName=unique("nothing"))) == "ResourceNotFoundException"
+
+
+def test_a_thing_with_a_certificate_attached_cannot_be_deleted(service: ServiceProcess, iot: Any) -> None:
+    """As on AWS: DeleteThing is refused until every principal is detached; then it succeeds."""
+    from botocore.exceptions import ClientError
+
+    thing = unique("thing")
+    iot.create_thing(thingName=thing)
+    arn = iot.create_keys_and_certificate(setAsActive=True)["certificateArn"]
+    iot.attach_thing_principal(thingName=thing, principal=arn)
+    with pytest.raises(ClientError) as caught:
+        iot.delete_thing(thingName=thing)
+    error = caught.value.response
+    assert error["Error"]["Code"] == "InvalidRequestException"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert error["Error"]["Message"] == f"Cannot delete. Thing {thing} is still attached to one or more principals"
+    assert iot.describe_thing(thingName=thing)["thingName"] == thing  # nothing was deleted
+    iot.detach_thing_principal(thingName=thing, principal=arn)
+    iot.delete_thing(thingName=thing)
+    assert code_of(lambda: iot.describe_thing(thingName=thing)) == "ResourceNotFoundException"
+    assert iot.list_principal_things(principal=arn)["things"] == []

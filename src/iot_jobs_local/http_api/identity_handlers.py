@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..identity import IdentityService
-from ..identity_errors import InvalidRequestException
+from ..identity_errors import InvalidRequestException, ResourceNotFoundException
 from ..identity_paging import next_marker, window
 from ..identity_store import Certificate, Policy, PolicyVersion
+from . import thing_handlers
 from .iot_handlers import Handler
 
 #: AWS's DescribeEndpoint types. iot-jobs-local has no credential provider (no IAM role aliases).
@@ -301,7 +302,26 @@ def _bind(operation: Operation, ctx: Context, _engine: Any, params: dict[str, An
     return operation(ctx, params)
 
 
+def delete_thing(ctx: Context, engine: Any, p: dict[str, Any]) -> dict[str, Any]:
+    """DeleteThing, refused while a certificate is attached to the thing, as AWS refuses it
+    (``InvalidRequestException`` "Cannot delete. Thing <name> is still attached to one or more
+    principals", reported by SDK users since 2019). A missing thing still succeeds."""
+    name = p["thingName"]
+    try:
+        attached = ctx.identity.thing_principals(name)
+    except ResourceNotFoundException:
+        attached = []
+    if attached:
+        raise InvalidRequestException(f"Cannot delete. Thing {name} is still attached to one or more principals")
+    return thing_handlers.delete_thing(engine, p)
+
+
 def handlers(identity: IdentityService, endpoints: Endpoints) -> dict[str, Handler]:
-    """The table above, bound to one identity service (the engine argument is not used)."""
+    """The table above, bound to one identity service (the engine argument is not used), and the
+    registry operations that the identity service constrains."""
     ctx = Context(identity, endpoints)
-    return {name: functools.partial(_bind, operation, ctx) for name, operation in OPERATIONS.items()}
+    table: dict[str, Handler] = {
+        name: functools.partial(_bind, operation, ctx) for name, operation in OPERATIONS.items()
+    }
+    table["DeleteThing"] = functools.partial(delete_thing, ctx)
+    return table
