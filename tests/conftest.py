@@ -1067,6 +1067,21 @@ def error_of(call: Callable[..., Any], **kwargs: Any) -> ClientError:
     return caught.value
 
 
+def wait_job_gone(iot: Any, job_id: str, timeout: float = 15.0) -> None:
+    """DeleteJob leaves the job DELETION_IN_PROGRESS for a moment (``DELETION_SECONDS`` of the service's
+    clock): poll DescribeJob until it answers ResourceNotFoundException, checking the status meanwhile."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            status = iot.describe_job(jobId=job_id)["job"]["status"]
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "ResourceNotFoundException", exc.response
+            return
+        assert status == "DELETION_IN_PROGRESS", status
+        assert time.monotonic() < deadline, f"job {job_id} still DELETION_IN_PROGRESS after {timeout} s"
+        time.sleep(0.05)
+
+
 def check_error(error: ClientError, code: str, status: int) -> None:
     """AWS's code, HTTP status and a non-empty message."""
     assert error.response["Error"]["Code"] == code, error.response

@@ -14,7 +14,17 @@ from typing import Any
 
 import pytest
 
-from conftest import JOBS_CHANGED, NEXT_CHANGED, Device, ServiceProcess, check_error, error_of, group_arn, unique
+from conftest import (
+    JOBS_CHANGED,
+    NEXT_CHANGED,
+    Device,
+    ServiceProcess,
+    check_error,
+    error_of,
+    group_arn,
+    unique,
+    wait_job_gone,
+)
 
 DOC = json.dumps({"op": "reboot"})
 
@@ -281,7 +291,10 @@ def test_delete_job_rules(service: ServiceProcess, iot: Any, device: Callable[..
     d.next_event(JOBS_CHANGED)
     d.next_event(NEXT_CHANGED)
     iot.delete_job(jobId=job)
-    check_error(error_of(iot.describe_job, jobId=job), "ResourceNotFoundException", 404)
+    assert iot.describe_job(jobId=job)["job"]["status"] in ("DELETION_IN_PROGRESS",)
+    # while it is being deleted, deleting it again is refused; then it is gone
+    check_error(error_of(iot.delete_job, jobId=job, force=True), "InvalidStateTransitionException", 409)
+    wait_job_gone(iot, job)
     d.assert_no_event()
     check_error(error_of(iot.delete_job, jobId=job), "ResourceNotFoundException", 404)
 
@@ -302,8 +315,23 @@ def test_force_delete_of_an_in_progress_job_publishes_events(
     assert list(changed.jobs) == ["QUEUED"] and ids(changed.jobs["QUEUED"]) == [survivor]
     nxt = d.next_event(NEXT_CHANGED)
     assert nxt.execution.job_id == survivor and nxt.execution.job_document == {"b": 2}
-    check_error(error_of(iot.describe_job, jobId=doomed), "ResourceNotFoundException", 404)
-    assert d.rejected("update", doomed, "SUCCEEDED").code == "ResourceNotFound"
+    assert d.rejected("update", doomed, "SUCCEEDED").code == "ResourceNotFound"  # its executions went at once
+    assert iot.describe_job_execution(jobId=survivor, thingName=d.thing)["execution"]["status"] == "QUEUED"
+    check_error(
+        error_of(iot.describe_job_execution, jobId=doomed, thingName=d.thing), "ResourceNotFoundException", 404
+    )
+    # the job itself is DELETION_IN_PROGRESS for a moment, and its id taken until it is gone
+    job = iot.describe_job(jobId=doomed)["job"]
+    assert job["status"] == "DELETION_IN_PROGRESS" and job["jobProcessDetails"].get("numberOfInProgressThings", 0) == 0
+    listed = iot.list_jobs(status="DELETION_IN_PROGRESS")["jobs"]
+    assert doomed in [j["jobId"] for j in listed]
+    check_error(
+        error_of(iot.create_job, jobId=doomed, targets=[service.thing_arn(d.thing)], document=DOC),
+        "ResourceAlreadyExistsException",
+        409,
+    )
+    wait_job_gone(iot, doomed)
+    assert doomed not in [j["jobId"] for j in iot.list_jobs()["jobs"]]
     # the job id can be used again once the job is gone
     iot.create_job(jobId=doomed, targets=[service.thing_arn(d.thing)], document=DOC)
 
@@ -699,3 +727,19 @@ def test_job_templates(service: ServiceProcess, iot: Any) -> None:
     iot.delete_job_template(jobTemplateId=copied)
     check_error(error_of(iot.describe_job_template, jobTemplateId=copied), "ResourceNotFoundException", 404)
     check_error(error_of(iot.delete_job_template, jobTemplateId=copied), "ResourceNotFoundException", 404)
+
+
+def test_at_most_ten_jobs_can_be_deleting_at_once(service_factory: Callable[..., ServiceProcess]) -> None:
+    """AWS allows 10 jobs in DELETION_IN_PROGRESS at a time; an 11th DeleteJob gets LimitExceeded (410)."""
+    svc = service_factory("--time-scale", "0.01")  # a deletion then lasts 100 s of real time
+    iot = svc.iot()
+    thing = unique("thing")
+    iot.create_thing(thingName=thing)
+    jobs = [svc.create_job(thing, {"n": i}) for i in range(11)]
+    for job in jobs[:10]:
+        iot.delete_job(jobId=job, force=True)
+    check_error(error_of(iot.delete_job, jobId=jobs[10], force=True), "LimitExceededException", 410)
+    assert iot.describe_job(jobId=jobs[10])["job"]["status"] == "IN_PROGRESS"
+    assert sorted(j["jobId"] for j in iot.list_jobs(status="DELETION_IN_PROGRESS")["jobs"]) == sorted(jobs[:10])
+    # the job that could not be deleted is untouched: its execution is still queued
+    assert iot.describe_job_execution(jobId=jobs[10], thingName=thing)["execution"]["status"] == "QUEUED"

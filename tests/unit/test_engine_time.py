@@ -104,8 +104,12 @@ def test_overdue_deadlines_fire_once_when_a_new_engine_starts_on_the_same_store(
 
 def test_retry_after_failure_then_timeout_until_the_budget_is_spent(world: World) -> None:
     (thing,) = world.things("A")
-    retries = {"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 1},
-                                {"failureType": "TIMED_OUT", "numberOfRetries": 1}]}
+    retries = {
+        "criteriaList": [
+            {"failureType": "FAILED", "numberOfRetries": 1},
+            {"failureType": "TIMED_OUT", "numberOfRetries": 1},
+        ]
+    }
     world.job("J", [thing], timeoutConfig={"inProgressTimeoutInMinutes": 1}, jobExecutionsRetryConfig=retries)
     world.take_events()
     world.engine.start_next(thing, StartNextRequest())
@@ -119,17 +123,24 @@ def test_retry_after_failure_then_timeout_until_the_budget_is_spent(world: World
     assert world.take_events() == {thing: (True, True, [])}
     attempts = world.store.attempts("J", thing)
     assert [(e.execution_number, e.retry_attempt, e.status) for e in attempts] == [
-        (1, 0, S.FAILED), (2, 1, S.TIMED_OUT), (3, 2, S.FAILED)]
+        (1, 0, S.FAILED),
+        (2, 1, S.TIMED_OUT),
+        (3, 2, S.FAILED),
+    ]
     assert world.engine.describe_job("J")[0].status is JobStatus.COMPLETED
 
 
 def test_abort_cancels_queued_executions_and_queued_retries_but_not_in_progress_ones(world: World) -> None:
     things = world.things("A", "B", "C", "D", "E")
     world.job(
-        "J", things,
+        "J",
+        things,
         jobExecutionsRetryConfig={"criteriaList": [{"failureType": "TIMED_OUT", "numberOfRetries": 1}]},
-        abortConfig={"criteriaList": [{"failureType": "ALL", "action": "CANCEL", "thresholdPercentage": 50,
-                                       "minNumberOfExecutedThings": 2}]},
+        abortConfig={
+            "criteriaList": [
+                {"failureType": "ALL", "action": "CANCEL", "thresholdPercentage": 50, "minNumberOfExecutedThings": 2}
+            ]
+        },
     )
     world.engine.start_next("A", StartNextRequest())  # no timer: stays IN_PROGRESS
     world.engine.start_next("E", StartNextRequest(step_timeout_minutes=1))
@@ -169,12 +180,18 @@ def test_snapshot_job_completes_only_once_the_rollout_is_over(world: World) -> N
 
 def test_scheduled_job_with_maintenance_window_and_force_cancel_at_the_end(world: World) -> None:
     things = world.things("A", "B")
-    schedule = {"startTime": "2027-01-15T08:30", "endTime": "2027-01-15T10:00", "endBehavior": "FORCE_CANCEL",
-                "maintenanceWindows": [{"startTime": "cron(0 9 * * ? *)", "durationInMinutes": 30}]}
+    schedule = {
+        "startTime": "2027-01-15T08:30",
+        "endTime": "2027-01-15T10:00",
+        "endBehavior": "FORCE_CANCEL",
+        "maintenanceWindows": [{"startTime": "cron(0 9 * * ? *)", "durationInMinutes": 30}],
+    }
     world.job("J", things, schedulingConfig=schedule, jobExecutionsRolloutConfig={"maximumPerMinute": 1})
     assert world.engine.describe_job("J")[0].status is JobStatus.SCHEDULED
     assert world.engine.upcoming_windows(world.engine.describe_job("J")[0])[:2] == [
-        "2027-01-15T09:00", "2027-01-16T09:00"]
+        "2027-01-15T09:00",
+        "2027-01-16T09:00",
+    ]
     assert world.engine.get_pending("A") == ([], []) and world.engine.next_due() == T0 + 1800
     world.advance(1800)  # 08:30: started, but outside the maintenance window
     assert world.engine.describe_job("J")[0].status is JobStatus.IN_PROGRESS

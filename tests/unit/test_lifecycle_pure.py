@@ -83,7 +83,9 @@ def test_start_next_without_timeout_config_arms_nothing() -> None:
         pytest.param(9, 13, NOW + 20 * MIN, id="never-past-the-in-progress-deadline"),  # AWS docs' example
     ],
 )
-def test_update_sets_replaces_and_cancels_the_step_timer(step: int | None, at: int, expected_step_deadline: float | None) -> None:
+def test_update_sets_replaces_and_cancels_the_step_timer(
+    step: int | None, at: int, expected_step_deadline: float | None
+) -> None:
     running = ex(IP, in_progress_deadline=NOW + 20 * MIN, step_deadline=NOW + 3 * MIN, started_at=NOW)
     updated = transitions.update(running, UpdateRequest(IP, step_timeout_minutes=step), NOW + at * MIN, 20)
     assert updated.step_deadline == expected_step_deadline
@@ -167,8 +169,9 @@ def test_retry_chain_restarts_at_a_first_attempt_and_the_retry_is_the_next_execu
         pytest.param("TIMED_OUT", 100, 1, {S.TIMED_OUT: 1, S.CANCELED: 3}, True, id="canceled-not-executed"),
     ],
 )
-def test_should_abort(failure_type: str, threshold: float, minimum: int, counts: dict[ExecutionStatus, int],
-                      expected: bool) -> None:
+def test_should_abort(
+    failure_type: str, threshold: float, minimum: int, counts: dict[ExecutionStatus, int], expected: bool
+) -> None:
     criteria = [configs.AbortCriterion(failure_type, threshold, minimum)]
     assert abort.should_abort(criteria, counts) is expected
 
@@ -177,14 +180,23 @@ def test_aborted_job_is_canceled_with_a_comment() -> None:
     job = Job("J", "arn", "{}", (), TargetSelection.SNAPSHOT, JobStatus.IN_PROGRESS, NOW, NOW)
     aborted = abort.aborted(job, NOW + 1)
     assert (aborted.status, aborted.comment, aborted.reason_code, aborted.force_canceled) == (
-        JobStatus.CANCELED, abort.ABORT_COMMENT, None, False)
+        JobStatus.CANCELED,
+        abort.ABORT_COMMENT,
+        None,
+        False,
+    )
 
 
 # --- rollout -------------------------------------------------------------------------------------
 
 #: The docs' example: 50 a minute, doubling each time another 1000 things were notified.
-DOCS_EXPONENTIAL = {"exponentialRate": {"baseRatePerMinute": 50, "incrementFactor": 2,
-                                        "rateIncreaseCriteria": {"numberOfNotifiedThings": 1000}}}
+DOCS_EXPONENTIAL = {
+    "exponentialRate": {
+        "baseRatePerMinute": 50,
+        "incrementFactor": 2,
+        "rateIncreaseCriteria": {"numberOfNotifiedThings": 1000},
+    }
+}
 
 
 @pytest.mark.parametrize(
@@ -197,9 +209,19 @@ DOCS_EXPONENTIAL = {"exponentialRate": {"baseRatePerMinute": 50, "incrementFacto
         pytest.param(DOCS_EXPONENTIAL, 1000, 0, 100, id="docs-example-1000"),
         pytest.param(DOCS_EXPONENTIAL, 3500, 0, 400, id="docs-example-3000"),
         pytest.param({**DOCS_EXPONENTIAL, "maximumPerMinute": 150}, 3500, 0, 150, id="capped"),
-        pytest.param({"exponentialRate": {"baseRatePerMinute": 2, "incrementFactor": 1.5,
-                                          "rateIncreaseCriteria": {"numberOfSucceededThings": 2}}}, 50, 4, 4,
-                     id="succeeded-criterion"),
+        pytest.param(
+            {
+                "exponentialRate": {
+                    "baseRatePerMinute": 2,
+                    "incrementFactor": 1.5,
+                    "rateIncreaseCriteria": {"numberOfSucceededThings": 2},
+                }
+            },
+            50,
+            4,
+            4,
+            id="succeeded-criterion",
+        ),
     ],
 )
 def test_batch_size(block: dict[str, Any] | None, notified: int, succeeded: int, expected: int | None) -> None:
@@ -217,8 +239,9 @@ def job_with(config: dict[str, Any], status: JobStatus = JobStatus.IN_PROGRESS) 
 
 
 def test_scheduled_job_starts_and_ends_on_time() -> None:
-    config = {"schedulingConfig": {"startTime": "2027-01-15T08:30", "endTime": "2027-01-15T09:00",
-                                   "endBehavior": "CANCEL"}}
+    config = {
+        "schedulingConfig": {"startTime": "2027-01-15T08:30", "endTime": "2027-01-15T09:00", "endBehavior": "CANCEL"}
+    }
     schedule = configs.schedule(config)
     scheduled = job_with(config, JobStatus.SCHEDULED)
     pacing = rollout.Pacing("J", next_batch_at=NOW)
@@ -265,9 +288,19 @@ def test_cron_next_occurrence(expression: str, after: str, expected: str) -> Non
 
 @pytest.mark.parametrize(
     "expression",
-    ["cron(0 0 * *)", "cron(60 0 ? * * *)", "cron(0 24 ? * * *)", "cron(0 0 32 * ? *)", "cron(0 0 ? 13 * *)",
-     "cron(0 0 ? * 8 *)", "cron(0 0 L * ? *)", "cron(0 0 ? * 6#3 *)", "cron(0 0 15W * ? *)", "cron(x 0 ? * * *)",
-     "cron(5-1 0 ? * * *)"],
+    [
+        "cron(0 0 * *)",
+        "cron(60 0 ? * * *)",
+        "cron(0 24 ? * * *)",
+        "cron(0 0 32 * ? *)",
+        "cron(0 0 ? 13 * *)",
+        "cron(0 0 ? * 8 *)",
+        "cron(0 0 L * ? *)",
+        "cron(0 0 ? * 6#3 *)",
+        "cron(0 0 15W * ? *)",
+        "cron(x 0 ? * * *)",
+        "cron(5-1 0 ? * * *)",
+    ],
 )
 def test_cron_refuses(expression: str) -> None:
     with pytest.raises(InvalidRequest):
@@ -284,28 +317,70 @@ _SOON = "2027-01-15T08:30"
     [
         ({"timeoutConfig": {"inProgressTimeoutInMinutes": 0}}, "inProgressTimeoutInMinutes"),
         ({"timeoutConfig": {"inProgressTimeoutInMinutes": 10081}}, "inProgressTimeoutInMinutes"),
-        ({"jobExecutionsRetryConfig": {"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 6},
-                                                        {"failureType": "TIMED_OUT", "numberOfRetries": 5}]}},
-         "at most 10"),
-        ({"jobExecutionsRetryConfig": {"criteriaList": [{"failureType": "ALL", "numberOfRetries": 1},
-                                                        {"failureType": "ALL", "numberOfRetries": 1}]}},
-         "only one"),
-        ({"abortConfig": {"criteriaList": [{"failureType": "FAILED", "action": "CANCEL",
-                                            "thresholdPercentage": 10.555, "minNumberOfExecutedThings": 1}]}},
-         "two digits"),
+        (
+            {
+                "jobExecutionsRetryConfig": {
+                    "criteriaList": [
+                        {"failureType": "FAILED", "numberOfRetries": 6},
+                        {"failureType": "TIMED_OUT", "numberOfRetries": 5},
+                    ]
+                }
+            },
+            "at most 10",
+        ),
+        (
+            {
+                "jobExecutionsRetryConfig": {
+                    "criteriaList": [
+                        {"failureType": "ALL", "numberOfRetries": 1},
+                        {"failureType": "ALL", "numberOfRetries": 1},
+                    ]
+                }
+            },
+            "only one",
+        ),
+        (
+            {
+                "abortConfig": {
+                    "criteriaList": [
+                        {
+                            "failureType": "FAILED",
+                            "action": "CANCEL",
+                            "thresholdPercentage": 10.555,
+                            "minNumberOfExecutedThings": 1,
+                        }
+                    ]
+                }
+            },
+            "two digits",
+        ),
         ({"jobExecutionsRolloutConfig": {"maximumPerMinute": 1001}}, "maximumPerMinute"),
-        ({"jobExecutionsRolloutConfig": {"exponentialRate": {"baseRatePerMinute": 1, "incrementFactor": 1.25,
-                                                             "rateIncreaseCriteria": {"numberOfNotifiedThings": 1}}}},
-         "one digit"),
-        ({"jobExecutionsRolloutConfig": {"exponentialRate": {"baseRatePerMinute": 1, "incrementFactor": 2,
-                                                             "rateIncreaseCriteria": {}}}}, "exactly one"),
+        (
+            {
+                "jobExecutionsRolloutConfig": {
+                    "exponentialRate": {
+                        "baseRatePerMinute": 1,
+                        "incrementFactor": 1.25,
+                        "rateIncreaseCriteria": {"numberOfNotifiedThings": 1},
+                    }
+                }
+            },
+            "one digit",
+        ),
+        (
+            {
+                "jobExecutionsRolloutConfig": {
+                    "exponentialRate": {"baseRatePerMinute": 1, "incrementFactor": 2, "rateIncreaseCriteria": {}}
+                }
+            },
+            "exactly one",
+        ),
         ({"schedulingConfig": {"startTime": "2027-01-15T08:29"}}, "30 minutes"),
         ({"schedulingConfig": {"startTime": "2028-02-15T08:30"}}, "one year"),
         ({"schedulingConfig": {"startTime": _SOON, "endTime": "2027-01-15T08:59"}}, "30 minutes after"),
         ({"schedulingConfig": {"endTime": "2029-02-15T08:30"}}, "two years"),
         ({"schedulingConfig": {"startTime": "15/01/2027 08:30"}}, "YYYY-MM-DDTHH:MM"),
-        ({"schedulingConfig": {"maintenanceWindows": [{"startTime": "every day", "durationInMinutes": 30}]}},
-         "cron"),
+        ({"schedulingConfig": {"maintenanceWindows": [{"startTime": "every day", "durationInMinutes": 30}]}}, "cron"),
     ],
 )
 def test_configs_refused(config: dict[str, Any], message: str) -> None:
@@ -317,12 +392,19 @@ def test_configs_accepted() -> None:
     configs.check(
         {
             "timeoutConfig": {"inProgressTimeoutInMinutes": 10080},
-            "jobExecutionsRetryConfig": {"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 5},
-                                                          {"failureType": "TIMED_OUT", "numberOfRetries": 5}]},
+            "jobExecutionsRetryConfig": {
+                "criteriaList": [
+                    {"failureType": "FAILED", "numberOfRetries": 5},
+                    {"failureType": "TIMED_OUT", "numberOfRetries": 5},
+                ]
+            },
             "jobExecutionsRolloutConfig": {"maximumPerMinute": 1000},
-            "schedulingConfig": {"startTime": _SOON, "endTime": "2027-01-15T09:00Z", "endBehavior": "CANCEL",
-                                 "maintenanceWindows": [{"startTime": "cron(0 0 ? * SUN *)",
-                                                         "durationInMinutes": 60}]},
+            "schedulingConfig": {
+                "startTime": _SOON,
+                "endTime": "2027-01-15T09:00Z",
+                "endBehavior": "CANCEL",
+                "maintenanceWindows": [{"startTime": "cron(0 0 ? * SUN *)", "durationInMinutes": 60}],
+            },
         },
         NOW + 20,  # 30 minutes ahead counts from the start of the current minute
     )

@@ -487,3 +487,14 @@ def test_check_deletable(status: JobStatus, executions: list[Execution], force: 
         return
     with pytest.raises(InvalidStateTransition, match="Job1"):
         check_deletable(job(status), executions, force)
+
+
+def test_deletion_marks_the_job_and_is_limited_to_ten_at_once() -> None:
+    from iot_jobs_local.jobs.errors import LimitExceeded
+
+    deleting = transitions.start_deletion(job(JobStatus.COMPLETED), 9, 123.0)
+    assert deleting.status is JobStatus.DELETION_IN_PROGRESS and deleting.last_updated_at == 123.0
+    with pytest.raises(LimitExceeded):
+        transitions.start_deletion(job(JobStatus.COMPLETED), transitions.MAX_JOBS_DELETING, 123.0)
+    with pytest.raises(InvalidStateTransition):  # a job being deleted cannot be deleted again, even with force
+        transitions.check_deletable(deleting, [], force=True)

@@ -48,6 +48,10 @@ class FiringOps(RolloutOps):
     def _wake_job(self, job_id: str, now: float) -> None:
         with self._store.transaction():
             job = self._store.get_job(job_id)
+            if job is not None and job.status is JobStatus.DELETION_IN_PROGRESS:
+                self._store.delete_job(job_id)  # the end of DeleteJob: the job and its id are gone
+                self._store.delete_pacing(job_id)
+                return
             if job is None or job.status not in (JobStatus.IN_PROGRESS, JobStatus.SCHEDULED):
                 self._store.delete_pacing(job_id)
                 return

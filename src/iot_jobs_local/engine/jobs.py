@@ -129,7 +129,9 @@ class JobOps(RolloutOps):
     def delete_job(self, job_id: str, force: bool) -> None:
         """Without ``force`` only a COMPLETED or CANCELED job with nothing IN_PROGRESS; with it, any job.
 
-        Deletion is immediate: the job is never observed in DELETION_IN_PROGRESS.
+        The executions go at once (devices get their events now); the job stays
+        DELETION_IN_PROGRESS for ``DELETION_SECONDS``, then the scheduler purges it
+        (``FiringOps._wake_job``), and only then can its id be used again.
         """
         now = self._clock()
         changes: list[PendingChange] = []
@@ -137,11 +139,17 @@ class JobOps(RolloutOps):
             job = self._require_job(job_id)
             pending = self._store.pending_for_job(job_id)
             transitions.check_deletable(job, pending, force)
+            deleting = self._store.count_jobs_with_status(JobStatus.DELETION_IN_PROGRESS.value)
+            job = transitions.start_deletion(job, deleting, now)
             before = self._pending_many({e.thing_name for e in pending})
-            self._store.delete_job(job_id)
+            self._store.delete_executions_of_job(job_id)
             self._store.delete_pacing(job_id)
+            self._store.put_job(job)
+            purge_at = now + transitions.DELETION_SECONDS
+            self._store.put_pacing(rollout.Pacing(job_id, ended=True), purge_at)
             changes = self._changes(before, self._without(before, pending), now)
         self._emit(changes)
+        self._deadline(purge_at)
 
     def associate_targets_with_job(self, job_id: str, targets: Any) -> Job:
         """Add targets to a CONTINUOUS job that is IN_PROGRESS; things they newly cover get an execution."""

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from . import timers
-from .errors import InvalidRequest, InvalidStateTransition, ResourceNotFound, VersionMismatch
+from .errors import InvalidRequest, InvalidStateTransition, LimitExceeded, ResourceNotFound, VersionMismatch
 from .model import DEVICE_SETTABLE, Execution, ExecutionStatus, Job, JobStatus, TargetSelection
 from .requests import StartNextRequest, UpdateRequest
 
@@ -120,6 +120,21 @@ def update(
 def settle_job(job: Job, executions: Iterable[Execution], now: float) -> Job:
     """A SNAPSHOT job is COMPLETED once every one of its executions is terminal."""
     return settle_job_status(job, any(e.status.is_pending for e in executions), now)
+
+
+#: UNCONFIRMED: how long a deleted job stays DELETION_IN_PROGRESS before it disappears (AWS: "can
+#: take some time", depending on its executions). Seconds on the service's clock; its executions
+#: leave every view at once, the job itself (DescribeJob, ListJobs, its id) only after this.
+DELETION_SECONDS = 1.0
+#: AWS: at most 10 jobs may be DELETION_IN_PROGRESS at once; another DeleteJob gets LimitExceeded.
+MAX_JOBS_DELETING = 10
+
+
+def start_deletion(job: Job, jobs_deleting: int, now: float) -> Job:
+    """DeleteJob, once ``check_deletable`` passed: the job is DELETION_IN_PROGRESS until purged."""
+    if jobs_deleting >= MAX_JOBS_DELETING:
+        raise LimitExceeded(f"At most {MAX_JOBS_DELETING} jobs can be DELETION_IN_PROGRESS at the same time")
+    return replace(job, status=JobStatus.DELETION_IN_PROGRESS, last_updated_at=now)
 
 
 def check_deletable(job: Job, executions: Iterable[Execution], force: bool) -> None:

@@ -93,9 +93,15 @@ class JobQueries(StoreBase):
         )
 
     def delete_job(self, job_id: str) -> None:
-        self._db.execute("DELETE FROM executions WHERE job_id = ?", (job_id,))
+        self.delete_executions_of_job(job_id)
         self._db.execute("DELETE FROM job_targets WHERE job_id = ?", (job_id,))
         self._db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+
+    def delete_executions_of_job(self, job_id: str) -> None:
+        self._db.execute("DELETE FROM executions WHERE job_id = ?", (job_id,))
+
+    def count_jobs_with_status(self, status: str) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (status,)).fetchone()[0])
 
     def job_documents(self, job_ids: Iterable[str]) -> dict[str, str]:
         rows = self._db.execute(
