@@ -59,6 +59,7 @@ class Mosquitto:
         assert stream is not None
         threading.Thread(target=lambda: [self.log.put(line) for line in stream], daemon=True).start()
         self.wait_for_log(f"Opening ipv4 listen socket on port {self.port}")
+        self.wait_for_log(" running")  # "mosquitto version X running": the listeners accept connections
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
