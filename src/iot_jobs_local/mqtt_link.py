@@ -31,7 +31,7 @@ from .mqtt_api import REQUEST_FILTERS, MqttApi, Outgoing
 
 log = logging.getLogger(__name__)
 
-REPLY_QOS = 0
+#: Replies always go out at QoS 0 (see above); events by default too.
 EVENT_QOS = 0
 #: Requests reach us at QoS 0 over loopback: a PUBACK per request would be one more small write,
 #: and with Nagle it held back the reply that followed it until the broker's delayed ACK (~40 ms).
@@ -112,8 +112,8 @@ class _Connection(asyncio.Protocol):
                 log.error("broker sent a malformed packet (%s); skipped", exc)
             except Exception:  # the service never dies on a bad message
                 log.exception("internal error handling an MQTT packet")
-        if out:
-            self.write(b"".join(out))
+        if out and self._transport is not None:
+            self._transport.write(b"".join(out))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -206,7 +206,7 @@ class ServiceLink:
 
     def _answer(self, topic: str, payload: bytes) -> bytes | None:
         reply = self._api.handle(topic, payload)
-        return None if reply is None else codec.publish(reply.topic, _encode(reply), REPLY_QOS)
+        return None if reply is None else codec.publish(reply.topic, _encode(reply))
 
     async def _serve_once(self) -> None:
         """One connection, from CONNECT until the broker goes away (returns) or we are cancelled."""

@@ -145,6 +145,8 @@ class HttpProtocol(asyncio.Protocol):
         self._queue: collections.deque[Request | Reply] = collections.deque()
         self._waiting = False  # a reply is waiting for ``settle``; later ones queue behind it
         self._paused = False
+        self._broken = False  # a malformed request was seen: the rest of the stream is not parsed
+        self._settling: asyncio.Task[None] | None = None
         self.last_heard = time.monotonic()
         self._reset()
 
@@ -168,11 +170,15 @@ class HttpProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_heard = time.monotonic()
+        if self._broken:
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
+            self._broken = True
             self._queue.append(_plain(400, "Protocol upgrades are not supported"))
         except httptools.HttpParserError as exc:
+            self._broken = True
             self._queue.append(_plain(400, f"Malformed HTTP request: {exc}"))
         self._serve_queue()
 
@@ -243,7 +249,7 @@ class HttpProtocol(asyncio.Protocol):
             pending = self._settle() if reply.settle and self._settle is not None else None
             if pending is not None:
                 self._waiting = True
-                asyncio.get_running_loop().create_task(self._settle_then_send(item, reply, pending))
+                self._settling = asyncio.get_running_loop().create_task(self._settle_then_send(item, reply, pending))
                 return
             self._send(item, reply)
         if self._paused and len(self._queue) < MAX_QUEUED // 2 and self._transport is not None:
@@ -263,6 +269,7 @@ class HttpProtocol(asyncio.Protocol):
         except Exception:  # the change is committed: say so even if the broker lags
             log.exception("waiting for the broker to apply an access change")
         self._waiting = False
+        self._settling = None
         self._send(request, reply)
         self._serve_queue()
 
