@@ -34,12 +34,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import itertools
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -51,10 +49,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from procstat import CLK_TCK, cpu_seconds, die_with_parent, free_port
+
 HERE = Path(__file__).resolve().parent
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 THREADS = 8
 DOCUMENT = json.dumps({"operation": "benchmark"})
 #: The targets of the issue, next to which the figures are printed.
@@ -67,26 +66,6 @@ RSS_TARGET_MB = 150.0
 
 # ------------------------------------------------------------------------------------------------
 # processes
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: SIGTERM the child if this benchmark dies (even by SIGKILL); own session."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-    os.setsid()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -144,7 +123,7 @@ class Child:
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **self._env},
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         process = self.process
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import os
 import re
@@ -47,34 +46,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from procstat import CLK_TCK, cpu_seconds, die_with_parent, free_port
+
 HERE = Path(__file__).resolve().parent
 REGION = "us-east-1"
 JOB_DOCUMENT = {"operation": "benchmark", "n": 0}
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # ------------------------------------------------------------------------------------------------
 # processes
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: SIGTERM the child if this benchmark dies (even by SIGKILL); own session."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-    os.setsid()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def machine_cpu() -> tuple[float, float]:
@@ -112,7 +92,7 @@ class Children:
 
     def start(self, name: str, argv: list[str], log: Path, tied: bool = True) -> subprocess.Popen[bytes]:
         """Start a child; ``tied`` children die with the benchmark (needs fork before any CRT thread)."""
-        extra: dict[str, Any] = {"preexec_fn": _die_with_parent} if tied else {"start_new_session": True}
+        extra: dict[str, Any] = {"preexec_fn": die_with_parent} if tied else {"start_new_session": True}
         with open(log, "ab") as out:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, **extra)
         self._procs.append((name, proc))

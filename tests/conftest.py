@@ -1067,6 +1067,20 @@ def error_of(call: Callable[..., Any], **kwargs: Any) -> ClientError:
     return caught.value
 
 
+def collect(call: Callable[..., Any], member: str, **kwargs: Any) -> tuple[list[Any], int]:
+    """Every item of a paginated listing, following nextToken; also how many pages it took."""
+    items: list[Any] = []
+    pages = 0
+    token = None
+    while True:
+        response = call(**kwargs, **({"nextToken": token} if token else {}))
+        pages += 1
+        items.extend(response[member])
+        token = response.get("nextToken")
+        if not token:
+            return items, pages
+
+
 def wait_job_gone(iot: Any, job_id: str, timeout: float = 15.0) -> None:
     """DeleteJob leaves the job DELETION_IN_PROGRESS for a moment (``DELETION_SECONDS`` of the service's
     clock): poll DescribeJob until it answers ResourceNotFoundException, checking the status meanwhile."""

@@ -20,6 +20,7 @@ from conftest import (
     Device,
     ServiceProcess,
     check_error,
+    collect,
     error_of,
     group_arn,
     unique,
@@ -38,19 +39,6 @@ def new_things(iot: Any, count: int, prefix: str = "th") -> list[str]:
     for name in names:
         iot.create_thing(thingName=name)
     return names
-
-
-def collect(call: Callable[..., Any], member: str, **kwargs: Any) -> tuple[list[Any], int]:
-    items: list[Any] = []
-    pages = 0
-    token = None
-    while True:
-        response = call(**kwargs, **({"nextToken": token} if token else {}))
-        pages += 1
-        items.extend(response[member])
-        token = response.get("nextToken")
-        if not token:
-            return items, pages
 
 
 def ids(summaries: Any) -> list[str]:

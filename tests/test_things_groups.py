@@ -6,27 +6,11 @@ How membership drives CONTINUOUS jobs is tested in ``test_control_plane_jobs.py`
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from conftest import ServiceProcess, check_error, error_of, group_arn, unique
-
-
-def collect(call: Callable[..., Any], member: str, **kwargs: Any) -> tuple[list[Any], int]:
-    """Every item of a paginated listing, following nextToken; also how many pages it took."""
-    items: list[Any] = []
-    pages = 0
-    token = None
-    while True:
-        response = call(**kwargs, **({"nextToken": token} if token else {}))
-        pages += 1
-        items.extend(response[member])
-        token = response.get("nextToken")
-        if not token:
-            return items, pages
-
+from conftest import ServiceProcess, check_error, collect, error_of, group_arn, unique
 
 # --------------------------------------------------------------------------------------------------
 # Things
