@@ -15,6 +15,7 @@ from typing import Any
 from . import mqtt_wire
 from .engine import MAX_PENDING_LISTED, Engine, PendingChange
 from .jobs import errors
+from .jobs.lifecycle_events import JobEvent, LifecycleEvent
 from .jobs.requests import JOB_ID_RE, THING_NAME_RE, parse_describe, parse_start_next, parse_update
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,14 @@ class MqttApi:
         return out
 
     # events ------------------------------------------------------------------------------------
+    def lifecycle(self, event: LifecycleEvent) -> Outgoing:
+        """A registry event on ``$aws/events/job/<jobId>/<op>`` or ``$aws/events/jobExecution/<jobId>/<op>``."""
+        if isinstance(event, JobEvent):
+            return Outgoing(f"$aws/events/job/{event.job.job_id}/{event.operation}", mqtt_wire.job_event(event))
+        execution = event.execution
+        topic = f"$aws/events/jobExecution/{execution.job_id}/{event.operation}"
+        return Outgoing(topic, mqtt_wire.execution_event(event, self._engine.identity.thing_arn(execution.thing_name)))
+
     @staticmethod
     def events(change: PendingChange) -> list[Outgoing]:
         base = f"$aws/things/{change.thing_name}/jobs/"

@@ -27,6 +27,7 @@ from typing import cast
 from . import mqtt_codec as codec
 from .broker import SERVICE_USER
 from .engine import PendingChange
+from .jobs.lifecycle_events import LifecycleEvent
 from .mqtt_api import REQUEST_FILTERS, MqttApi, Outgoing
 
 log = logging.getLogger(__name__)
@@ -175,7 +176,7 @@ class ServiceLink:
         self._api = api
         self._event_qos = event_qos
         self._keepalive = keepalive
-        self._changes: asyncio.Queue[Sequence[PendingChange]] = asyncio.Queue()
+        self._changes: asyncio.Queue[Sequence[PendingChange | LifecycleEvent]] = asyncio.Queue()
         self._connection: _Connection | None = None
         self.ready = asyncio.Event()
         self._loop = asyncio.get_running_loop()
@@ -187,6 +188,10 @@ class ServiceLink:
         does not delay the response of the operation that caused it.
         """
         self._loop.call_soon(self._changes.put_nowait, changes)
+
+    def publish_lifecycle(self, events: Sequence[LifecycleEvent]) -> None:
+        """Engine listener for the registry events (``$aws/events/...``): same queue, same order."""
+        self._loop.call_soon(self._changes.put_nowait, events)
 
     async def run(self) -> None:
         """Serve requests until cancelled, reconnecting if the broker goes away."""
@@ -258,7 +263,10 @@ class ServiceLink:
             changes = await self._changes.get()
             written = 0
             for change in changes:
-                for message in self._api.events(change):
+                messages = (
+                    self._api.events(change) if isinstance(change, PendingChange) else [self._api.lifecycle(change)]
+                )
+                for message in messages:
                     if self._event_qos:
                         await window.acquire()
                     self._publish_event(message, window)

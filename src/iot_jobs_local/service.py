@@ -135,6 +135,7 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
         identity.subscribe(access.on_change)
         link = ServiceLink(broker.config.service_port, creds.broker_password, MqttApi(engine))
         engine.subscribe(link.publish_changes)
+        engine.watch_lifecycle(link.publish_lifecycle)
         verifier = Verifier(
             {creds.access_key_id: creds.secret_access_key}, options.region, frozenset({"iot", "iot-jobs-data"})
         )

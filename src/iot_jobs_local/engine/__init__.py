@@ -6,8 +6,9 @@ transaction and emits its PendingChange events only after the commit.
 
 from __future__ import annotations
 
-from .core import MAX_PENDING_LISTED, Identity, Listener, Located, PendingChange, document_object
+from .core import MAX_PENDING_LISTED, Identity, LifecycleListener, Listener, Located, PendingChange, document_object
 from .devices import DeviceOps
+from .event_configs import EventConfigOps
 from .executions import ExecutionOps
 from .firing import FiringOps
 from .jobs import JobOps
@@ -15,7 +16,7 @@ from .registry import RegistryOps
 from .templates import TemplateOps
 
 
-class Engine(DeviceOps, RegistryOps, JobOps, FiringOps, ExecutionOps, TemplateOps):
+class Engine(DeviceOps, RegistryOps, JobOps, FiringOps, ExecutionOps, TemplateOps, EventConfigOps):
     """Every operation of the local service, over one store, one clock and one set of listeners."""
 
 
@@ -23,6 +24,7 @@ __all__ = [
     "MAX_PENDING_LISTED",
     "Engine",
     "Identity",
+    "LifecycleListener",
     "Listener",
     "Located",
     "PendingChange",

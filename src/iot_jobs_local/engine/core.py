@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ..jobs import configs, transitions
+from ..jobs import configs, lifecycle_events, transitions
 from ..jobs.errors import ResourceNotFound
-from ..jobs.model import Execution, Job, Thing
+from ..jobs.lifecycle_events import JobEvent, LifecycleEvent
+from ..jobs.model import Execution, Job, JobStatus, Thing
 from ..store import Store
 
 #: AWS documents that GetPendingJobExecutions and notify list at most 10 pending executions.
@@ -65,6 +66,8 @@ class Identity:
 
 
 Listener = Callable[[Sequence[PendingChange]], None]
+#: Told of the registry events (``$aws/events/...``) of each committed operation, enabled ones only.
+LifecycleListener = Callable[[Sequence[LifecycleEvent]], None]
 #: Told of each new deadline (virtual epoch seconds) that something must happen at.
 DeadlineListener = Callable[[float], None]
 Pending = Mapping[str, Sequence[Execution]]
@@ -77,6 +80,10 @@ class EngineCore:
         self._clock = clock
         self._listeners: list[Listener] = []
         self._deadline_listeners: list[DeadlineListener] = []
+        self._lifecycle_listeners: list[LifecycleListener] = []
+        self._job_events: list[JobEvent] = []
+        self._event_settings = store.event_configurations()[0]
+        store.after_commit(self._flush_lifecycle, on_rollback=self._job_events.clear)
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener`` with the pending-set changes of each committed operation."""
@@ -156,9 +163,45 @@ class EngineCore:
         unfinished = self._store.job_has_pending(job_id) or (
             configs.is_paced(job.config) and bool(self._store.rolling_out([job_id]))
         )
-        settled = transitions.settle_job_status(job, unfinished, now)
+        settled = self._settle_job_status(job, unfinished, now)
         if settled is not job:
             self._store.put_job(settled)
+
+    # registry events ($aws/events/...) -------------------------------------------------------
+    def watch_lifecycle(self, listener: LifecycleListener) -> None:
+        """Call ``listener`` with the enabled registry events of each committed transaction."""
+        self._lifecycle_listeners.append(listener)
+
+    def _enabled(self, event_type: str) -> bool:
+        return self._event_settings.get(event_type, False)
+
+    def _job_event(self, operation: str, job: Job, now: float) -> None:
+        """Note a job event; it goes out after the commit (and is forgotten on a rollback)."""
+        if self._enabled(lifecycle_events.JOB):
+            self._job_events.append(JobEvent(operation, job, now))
+
+    def _flush_lifecycle(self) -> None:
+        ended, self._store.ended = self._store.ended, []
+        jobs = list(self._job_events)
+        self._job_events.clear()  # in place: the rollback hook holds this list
+        events: list[LifecycleEvent] = []
+        if self._enabled(lifecycle_events.JOB_EXECUTION):
+            now = self._clock()
+            events.extend(e for e in (lifecycle_events.execution_event(x, now) for x in ended) if e is not None)
+        for event in jobs:
+            if event.operation in ("completed", "canceled"):
+                event = replace(event, counts=self._store.latest_status_counts(event.job.job_id))
+            events.append(event)
+        if events:
+            for listener in self._lifecycle_listeners:
+                listener(events)
+
+    def _settle_job_status(self, job: Job, unfinished: bool, now: float) -> Job:
+        """``transitions.settle_job_status``, noting the ``completed`` event when it completes the job."""
+        settled = transitions.settle_job_status(job, unfinished, now)
+        if settled.status is JobStatus.COMPLETED and job.status is not JobStatus.COMPLETED:
+            self._job_event("completed", settled, now)
+        return settled
 
     def _emit(self, changes: Iterable[PendingChange]) -> None:
         relevant = [c for c in changes if c.notify or c.notify_next]

@@ -51,6 +51,7 @@ class FiringOps(RolloutOps):
             if job is not None and job.status is JobStatus.DELETION_IN_PROGRESS:
                 self._store.delete_job(job_id)  # the end of DeleteJob: the job and its id are gone
                 self._store.delete_pacing(job_id)
+                self._job_event("deleted", job, now)
                 return
             if job is None or job.status not in (JobStatus.IN_PROGRESS, JobStatus.SCHEDULED):
                 self._store.delete_pacing(job_id)

@@ -58,7 +58,7 @@ class JobOps(RolloutOps):
             else:
                 changes = self._queue(job_id, things, now, new_job=True)
                 if not things:
-                    job = transitions.settle_job_status(job, False, now)  # a SNAPSHOT job with no things is done
+                    job = self._settle_job_status(job, False, now)  # a SNAPSHOT job with no things is done
                     self._store.put_job(job)
         self._emit(changes)
         return job
@@ -116,7 +116,10 @@ class JobOps(RolloutOps):
         """The job becomes CANCELED with its QUEUED executions (and, with ``force``, IN_PROGRESS ones)."""
         now = self._clock()
         with self._store.transaction():
-            job = transitions.cancel_job(self._require_job(job_id), force, reason_code, comment, now)
+            previous = self._require_job(job_id)
+            job = transitions.cancel_job(previous, force, reason_code, comment, now)
+            if previous.status is not JobStatus.CANCELED:
+                self._job_event("canceled", job, now)
             canceled = transitions.cancel_for_job(self._store.pending_for_job(job_id), force, now)
             before = self._pending_many({e.thing_name for e in canceled})
             self._store.put_executions(canceled)
@@ -145,6 +148,7 @@ class JobOps(RolloutOps):
             self._store.delete_executions_of_job(job_id)
             self._store.delete_pacing(job_id)
             self._store.put_job(job)
+            self._job_event("deletion_in_progress", job, now)
             purge_at = now + transitions.DELETION_SECONDS
             self._store.put_pacing(rollout.Pacing(job_id, ended=True), purge_at)
             changes = self._changes(before, self._without(before, pending), now)

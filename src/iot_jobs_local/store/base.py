@@ -8,13 +8,14 @@ loss can drop the last transactions.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from .. import sqlite_db
+from ..jobs.model import Execution
 from . import schema
 
 T = TypeVar("T")
@@ -40,13 +41,34 @@ class StoreBase:
         schema.ensure(self._db)
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM executions").fetchone()
         self._seq = int(row[0])
+        #: Executions written in a terminal status by the open transaction (for registry events).
+        self.ended: list[Execution] = []
+        self._after_commit: list[Callable[[], None]] = []
+        self._on_rollback: list[Callable[[], None]] = []
 
     def close(self) -> None:
         self._db.close()
 
-    def transaction(self) -> AbstractContextManager[None]:
+    def after_commit(self, hook: Callable[[], None], on_rollback: Callable[[], None] | None = None) -> None:
+        """Call ``hook`` after every committed transaction, ``on_rollback`` after every rolled-back
+        one (which also forgets ``ended``)."""
+        self._after_commit.append(hook)
+        if on_rollback is not None:
+            self._on_rollback.append(on_rollback)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
         """Everything inside commits together, or not at all."""
-        return sqlite_db.transaction(self._db)
+        try:
+            with sqlite_db.transaction(self._db):
+                yield
+        except BaseException:
+            self.ended = []
+            for undo in self._on_rollback:
+                undo()
+            raise
+        for hook in self._after_commit:
+            hook()
 
     def next_seq(self) -> int:
         self._seq += 1

@@ -65,10 +65,14 @@ def _row(e: Execution) -> tuple[Any, ...]:
 class ExecutionQueries(StoreBase):
     def put_execution(self, execution: Execution) -> None:
         self._db.execute(_INSERT, _row(execution))
+        if not execution.status.is_pending:  # executions are written terminal only when they end
+            self.ended.append(execution)
 
     def put_executions(self, executions: Iterable[Execution]) -> None:
         """Insert or replace many executions in one statement (group fan-out, bulk cancel)."""
-        self._db.executemany(_INSERT, (_row(e) for e in executions))
+        written = list(executions)
+        self._db.executemany(_INSERT, (_row(e) for e in written))
+        self.ended.extend(e for e in written if not e.status.is_pending)
 
     def delete_execution(self, execution: Execution) -> None:
         self._db.execute(

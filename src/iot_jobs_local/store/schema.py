@@ -4,14 +4,14 @@
 version 2 adds thing groups, memberships, job targets, job templates and the indexes behind every
 lookup the engine makes; version 3 adds the lifecycle in time: execution deadlines and retry
 attempts, the pacing of jobs (``job_pacing``) and the things waiting for their rollout
-(``rollout_queue``).
+(``rollout_queue``); version 4 adds the registry event settings (``event_configurations``).
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-VERSION = 3
+VERSION = 4
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS things (
@@ -86,6 +86,12 @@ CREATE TABLE IF NOT EXISTS job_templates (
     document TEXT NOT NULL,
     created_at REAL NOT NULL,
     config TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS event_configurations (
+    event_type TEXT PRIMARY KEY,
+    enabled INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS executions_by_job_status ON executions (job_id, status);
 CREATE INDEX IF NOT EXISTS executions_by_thing_seq ON executions (thing_name, seq);
