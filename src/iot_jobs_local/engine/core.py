@@ -185,9 +185,9 @@ class EngineCore:
         jobs = list(self._job_events)
         self._job_events.clear()  # in place: the rollback hook holds this list
         events: list[LifecycleEvent] = []
-        if self._enabled(lifecycle_events.JOB_EXECUTION):
-            now = self._clock()
-            events.extend(e for e in (lifecycle_events.execution_event(x, now) for x in ended) if e is not None)
+        if self._enabled(lifecycle_events.JOB_EXECUTION):  # stamped with the moment each one ended
+            found = (lifecycle_events.execution_event(x, x.last_updated_at) for x in ended)
+            events.extend(e for e in found if e is not None)
         for event in jobs:
             if event.operation in ("completed", "canceled"):
                 event = replace(event, counts=self._store.latest_status_counts(event.job.job_id))
