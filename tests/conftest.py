@@ -1081,6 +1081,24 @@ def collect(call: Callable[..., Any], member: str, **kwargs: Any) -> tuple[list[
             return items, pages
 
 
+def thing_with_policy(
+    service: ServiceProcess, thing: str, statements: list[dict[str, Any]], directory: Path
+) -> tuple[Path, Path]:
+    """Register ``thing`` with a new ACTIVE certificate whose only policy holds ``statements``, all
+    through boto3 as on AWS; return the certificate and key files (written into ``directory``)."""
+    iot = service.iot()
+    policy = unique("policy")
+    iot.create_policy(policyName=policy, policyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+    made = iot.create_keys_and_certificate(setAsActive=True)
+    cert, key = directory / f"{thing}.crt", directory / f"{thing}.key"
+    cert.write_text(made["certificatePem"])
+    key.write_text(made["keyPair"]["PrivateKey"])
+    iot.attach_policy(policyName=policy, target=made["certificateArn"])
+    iot.create_thing(thingName=thing)
+    iot.attach_thing_principal(thingName=thing, principal=made["certificateArn"])
+    return cert, key
+
+
 def wait_job_gone(iot: Any, job_id: str, timeout: float = 15.0) -> None:
     """DeleteJob leaves the job DELETION_IN_PROGRESS for a moment (``DELETION_SECONDS`` of the service's
     clock): poll DescribeJob until it answers ResourceNotFoundException, checking the status meanwhile."""

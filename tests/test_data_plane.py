@@ -14,7 +14,17 @@ from typing import Any
 
 import pytest
 
-from conftest import JOBS_CHANGED, NEXT_CHANGED, Device, RawDevice, ServiceProcess, modeled, unique, wait_job_gone
+from conftest import (
+    JOBS_CHANGED,
+    NEXT_CHANGED,
+    Device,
+    RawDevice,
+    ServiceProcess,
+    modeled,
+    thing_with_policy,
+    unique,
+    wait_job_gone,
+)
 
 WITH_STATE = {"InvalidStateTransition", "VersionMismatch"}
 
@@ -407,26 +417,13 @@ def test_unmapped_jobs_topic_is_refused_even_when_the_policy_allows_it(
     ("unsupported publish operations to reserved topics can result in a terminated connection"), and
     the local broker cuts every ``$`` write down to those. So no device reaches the service's
     InvalidTopic for an unknown operation; it gets PUBACK "not authorized" and stays connected."""
-    iot = service.iot()
     thing = unique("thing")
     arn = f"arn:aws:iot:{service.region}:{service.account}"
-    policy = unique("jobs-anything")
-    iot.create_policy(policyName=policy, policyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{arn}:client/*"},
-            {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"],
-             "Resource": f"{arn}:topic/$aws/things/{thing}/jobs/*"},
-            {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": f"{arn}:topicfilter/$aws/things/{thing}/jobs/*"},
-        ],
-    }))
-    made = iot.create_keys_and_certificate(setAsActive=True)
-    cert, key = tmp_path / "device.crt", tmp_path / "device.key"
-    cert.write_text(made["certificatePem"])
-    key.write_text(made["keyPair"]["PrivateKey"])
-    iot.attach_policy(policyName=policy, target=made["certificateArn"])
-    iot.create_thing(thingName=thing)
-    iot.attach_thing_principal(thingName=thing, principal=made["certificateArn"])
+    cert, key = thing_with_policy(service, thing, [
+        {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{arn}:client/*"},
+        {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": f"{arn}:topic/$aws/things/{thing}/jobs/*"},
+        {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": f"{arn}:topicfilter/$aws/things/{thing}/jobs/*"},
+    ], tmp_path)
     raw = raw_device(thing, cert=cert, key=key)
 
     base = f"$aws/things/{thing}/jobs"

@@ -4,39 +4,26 @@ policy lets it receive them."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import RawDevice, ServiceProcess, check_error, error_of, unique
+from conftest import RawDevice, ServiceProcess, check_error, error_of, thing_with_policy, unique
 
 EVENTS = "$aws/events/"
 
 
 def _watcher(svc: ServiceProcess, raw_device: Callable[..., RawDevice], tmp_path: Path) -> RawDevice:
     """A device whose policy allows its own jobs topics and receiving every registry event."""
-    iot = svc.iot()
     thing = unique("watcher")
     arn = f"arn:aws:iot:{svc.region}:{svc.account}"
-    policy = unique("events")
-    iot.create_policy(policyName=policy, policyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{arn}:client/*"},
-            {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": [
-                f"{arn}:topic/$aws/things/{thing}/jobs/*", f"{arn}:topic/$aws/events/*"]},
-            {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": [
-                f"{arn}:topicfilter/$aws/things/{thing}/jobs/*", f"{arn}:topicfilter/$aws/events/*"]},
-        ],
-    }))
-    made = iot.create_keys_and_certificate(setAsActive=True)
-    cert, key = tmp_path / "watcher.crt", tmp_path / "watcher.key"
-    cert.write_text(made["certificatePem"])
-    key.write_text(made["keyPair"]["PrivateKey"])
-    iot.attach_policy(policyName=policy, target=made["certificateArn"])
-    iot.create_thing(thingName=thing)
-    iot.attach_thing_principal(thingName=thing, principal=made["certificateArn"])
+    cert, key = thing_with_policy(svc, thing, [
+        {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{arn}:client/*"},
+        {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": [
+            f"{arn}:topic/$aws/things/{thing}/jobs/*", f"{arn}:topic/$aws/events/*"]},
+        {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": [
+            f"{arn}:topicfilter/$aws/things/{thing}/jobs/*", f"{arn}:topicfilter/$aws/events/*"]},
+    ], tmp_path)
     return raw_device(thing, service=svc, cert=cert, key=key,
                       subscribe=(f"{EVENTS}#", f"$aws/things/{thing}/jobs/#"))
 
