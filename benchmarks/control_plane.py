@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import itertools
 import json
 import os
@@ -691,7 +692,12 @@ def main() -> int:
                 credentials = service.credentials()
                 targets.append(prepare(name, service.endpoint, credentials, service.child.pid, counter))
             if args.only != "service-rates":
-                for kind in ("raw", "aiohttp"):
+                kinds = ["raw"]
+                if importlib.util.find_spec("aiohttp") is not None:
+                    kinds.append("aiohttp")
+                else:
+                    print("aiohttp is not installed (pip install -e '.[bench]'): no aiohttp baseline", file=sys.stderr)
+                for kind in kinds:
                     endpoint, child = stack.enter_context(empty_server(root, kind))
                     targets.append(prepare(f"empty {kind}", endpoint, credentials, child.pid, counter))
             results = rates(targets, seconds, rounds, counter)
