@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from iot_jobs_local.engine import Engine, Identity, PendingChange
+from iot_jobs_local.jobs.errors import InvalidStateTransition
 from iot_jobs_local.jobs.model import ExecutionStatus, JobStatus
 from iot_jobs_local.jobs.requests import StartNextRequest, UpdateRequest
 from iot_jobs_local.store import Store
@@ -206,3 +207,41 @@ def test_scheduled_job_with_maintenance_window_and_force_cancel_at_the_end(world
     assert (job.status, job.force_canceled) == (JobStatus.CANCELED, True)
     assert {t: world.store.execution("J", t).status for t in things} == {"A": S.CANCELED, "B": S.CANCELED}
     assert world.engine.next_due() is None
+
+
+def test_registry_events_of_timeouts_aborts_and_rollbacks(world: World) -> None:
+    """Execution events come from every path that ends an execution (here a timeout and an abort),
+    job events from the job's own transitions; a failed operation publishes nothing."""
+    seen: list[Any] = []
+    world.engine.watch_lifecycle(seen.extend)
+    world.engine.update_event_configurations({"JOB": {"Enabled": True}, "JOB_EXECUTION": {"Enabled": True}})
+    things = world.things("A", "B", "C")
+    world.job(
+        "J",
+        things,
+        abortConfig={
+            "criteriaList": [
+                {"failureType": "ALL", "action": "CANCEL", "thresholdPercentage": 50, "minNumberOfExecutedThings": 1}
+            ]
+        },
+    )
+    assert seen == []
+    world.engine.start_next("A", StartNextRequest(step_timeout_minutes=1))
+    world.advance(60)  # A times out: executed 1, failed 1 -> the abort cancels B and C
+    operations = [(type(e).__name__, e.operation, getattr(e, "execution", None) and e.execution.thing_name) for e in seen]
+    assert sorted(operations, key=str) == sorted(
+        [
+            ("ExecutionEvent", "timed_out", "A"),
+            ("ExecutionEvent", "canceled", "B"),
+            ("ExecutionEvent", "canceled", "C"),
+            ("JobEvent", "canceled", None),
+        ],
+        key=str,
+    )
+    job_event = next(e for e in seen if e.operation == "canceled" and type(e).__name__ == "JobEvent")
+    assert job_event.job.status is JobStatus.CANCELED and job_event.counts[S.CANCELED] == 2
+    seen.clear()
+    with pytest.raises(InvalidStateTransition):  # A's execution is terminal: refused, rolled back
+        world.engine.update("A", "J", UpdateRequest(S.SUCCEEDED))
+    world.engine.update_event_configurations({"THING": {"Enabled": True}})  # commits, nothing to publish
+    assert seen == []

@@ -41,7 +41,10 @@ class LifecycleOps(TargetOps):
     def _abort(self, job: Job, now: float) -> Pending:
         """The job becomes CANCELED; its QUEUED executions (queued retries too) are canceled, the
         IN_PROGRESS ones run on, and no more things get an execution."""
-        self._store.put_job(abort.aborted(job, now))
+        aborted = abort.aborted(job, now)
+        self._store.put_job(aborted)
+        if job.status is not aborted.status:
+            self._job_event("canceled", aborted, now)
         self._store.delete_pacing(job.job_id)
         return self._cancel_executions(job.job_id, False, now)
 
