@@ -16,7 +16,7 @@ from typing import Any
 from ..jobs import configs, lifecycle_events, transitions
 from ..jobs.errors import ResourceNotFound
 from ..jobs.lifecycle_events import JobEvent, LifecycleEvent
-from ..jobs.model import Execution, Job, JobStatus, Thing
+from ..jobs.model import Execution, Job, Thing
 from ..store import Store
 
 #: AWS documents that GetPendingJobExecutions and notify list at most 10 pending executions.
@@ -180,6 +180,12 @@ class EngineCore:
         if self._enabled(lifecycle_events.JOB):
             self._job_events.append(JobEvent(operation, job, now))
 
+    def _job_status_changed(self, before: Job, after: Job, now: float) -> None:
+        """Note the JOB event of a status change (completed, canceled, deletion_in_progress), if any."""
+        operation = lifecycle_events.JOB_OPERATIONS.get(after.status)
+        if operation is not None and before.status is not after.status:
+            self._job_event(operation, after, now)
+
     def _flush_lifecycle(self) -> None:
         ended, self._store.ended = self._store.ended, []
         jobs = list(self._job_events)
@@ -199,8 +205,7 @@ class EngineCore:
     def _settle_job_status(self, job: Job, unfinished: bool, now: float) -> Job:
         """``transitions.settle_job_status``, noting the ``completed`` event when it completes the job."""
         settled = transitions.settle_job_status(job, unfinished, now)
-        if settled.status is JobStatus.COMPLETED and job.status is not JobStatus.COMPLETED:
-            self._job_event("completed", settled, now)
+        self._job_status_changed(job, settled, now)
         return settled
 
     def _emit(self, changes: Iterable[PendingChange]) -> None:

@@ -118,8 +118,7 @@ class JobOps(RolloutOps):
         with self._store.transaction():
             previous = self._require_job(job_id)
             job = transitions.cancel_job(previous, force, reason_code, comment, now)
-            if previous.status is not JobStatus.CANCELED:
-                self._job_event("canceled", job, now)
+            self._job_status_changed(previous, job, now)
             canceled = transitions.cancel_for_job(self._store.pending_for_job(job_id), force, now)
             before = self._pending_many({e.thing_name for e in canceled})
             self._store.put_executions(canceled)
@@ -139,16 +138,16 @@ class JobOps(RolloutOps):
         now = self._clock()
         changes: list[PendingChange] = []
         with self._store.transaction():
-            job = self._require_job(job_id)
+            previous = self._require_job(job_id)
             pending = self._store.pending_for_job(job_id)
-            transitions.check_deletable(job, pending, force)
+            transitions.check_deletable(previous, pending, force)
             deleting = self._store.count_jobs_with_status(JobStatus.DELETION_IN_PROGRESS.value)
-            job = transitions.start_deletion(job, deleting, now)
+            job = transitions.start_deletion(previous, deleting, now)
             before = self._pending_many({e.thing_name for e in pending})
             self._store.delete_executions_of_job(job_id)
             self._store.delete_pacing(job_id)
             self._store.put_job(job)
-            self._job_event("deletion_in_progress", job, now)
+            self._job_status_changed(previous, job, now)
             purge_at = now + transitions.DELETION_SECONDS
             self._store.put_pacing(rollout.Pacing(job_id, ended=True), purge_at)
             changes = self._changes(before, self._without(before, pending), now)

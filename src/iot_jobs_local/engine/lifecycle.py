@@ -43,8 +43,7 @@ class LifecycleOps(TargetOps):
         IN_PROGRESS ones run on, and no more things get an execution."""
         aborted = abort.aborted(job, now)
         self._store.put_job(aborted)
-        if job.status is not aborted.status:
-            self._job_event("canceled", aborted, now)
+        self._job_status_changed(job, aborted, now)
         self._store.delete_pacing(job.job_id)
         return self._cancel_executions(job.job_id, False, now)
 

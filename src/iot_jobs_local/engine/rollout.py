@@ -55,8 +55,7 @@ class RolloutOps(LifecycleOps):
             job, status=JobStatus.CANCELED, force_canceled=force or job.force_canceled, last_updated_at=now
         )
         self._store.put_job(canceled)
-        if job.status is not JobStatus.CANCELED:
-            self._job_event("canceled", canceled, now)
+        self._job_status_changed(job, canceled, now)
         changes.extend(self._events_since(self._cancel_executions(job.job_id, force, now), now))
         return canceled
 

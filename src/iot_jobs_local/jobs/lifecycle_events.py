@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidRequest
-from .model import Execution, ExecutionStatus, Job
+from .model import Execution, ExecutionStatus, Job, JobStatus
 
 #: The event types of the ``iot`` model, in its order.
 EVENT_TYPES = (
@@ -39,6 +39,14 @@ EXECUTION_OPERATIONS: dict[ExecutionStatus, str] = {
     ExecutionStatus.CANCELED: "canceled",
     ExecutionStatus.REMOVED: "removed",
     ExecutionStatus.TIMED_OUT: "timed_out",
+}
+
+
+#: The ``operation`` of a JOB event for each status a job can move into (``deleted`` has none).
+JOB_OPERATIONS: dict[JobStatus, str] = {
+    JobStatus.COMPLETED: "completed",
+    JobStatus.CANCELED: "canceled",
+    JobStatus.DELETION_IN_PROGRESS: "deletion_in_progress",
 }
 
 
