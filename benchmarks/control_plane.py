@@ -5,14 +5,16 @@ Run: ``.venv/bin/python benchmarks/control_plane.py [--quick] [--json PATH]``
 
 It starts everything it needs in a temporary directory on free ports and stops all of it at the end
 (also on error or Ctrl-C): the service (``python -m iot_jobs_local --state-dir TMP serve``, which
-starts its own Mosquitto), and ``empty_http_server.py`` twice for the baselines.
+starts its own Mosquitto), and ``empty_http_server.py`` once per baseline.
 
 (a) Requests per second of CreateThing, CreateJob (one thing target each) and DescribeJob, from one
     boto3 client calling back to back, and from 8 threads of this process with a client each.
-    The same calls go, with the same clients, to two do-nothing servers answering ``{}``: ``raw``
-    (an asyncio protocol: what the client alone costs) and ``aiohttp`` (a web framework with an
-    empty handler; the service used aiohttp until 7942d4f). Also reported: CPU milliseconds per request of the server
-    process and of this (client) process, from /proc.
+    The same calls go, with the same clients, to do-nothing servers (``empty_http_server.py``):
+    ``raw`` answers ``{}`` (what the client alone costs), ``ceiling`` answers each operation with a
+    body like the service's (what the client costs parsing real answers: the best rate any server
+    could reach; the report gives the service's rate as a share of it), and with ``--aiohttp`` an
+    empty aiohttp handler (the web framework the service used until 7942d4f). Also reported: CPU
+    milliseconds per request of the server process and of this (client) process, from /proc.
 (b) A SNAPSHOT job on a thing group of 10,000 things, on a fresh service holding only those things:
     the CreateJob call's latency; the time from the call until DescribeJob reports every thing
     QUEUED and until a subscriber has received both events (``notify`` and ``notify-next``) of
@@ -626,7 +628,8 @@ def report(results: dict[str, list[Rate]], fans: dict[str, FanOut]) -> str:
     header = f"{'operation':<12} {'clients':>7}"
     for name in results:
         header += f" {name:>26}"
-    lines.append(header + "   target  MiniStack")
+    ceiling = results.get("empty ceiling", [])
+    lines.append(header + "   target  MiniStack" + ("  of ceiling" if ceiling else ""))
     service = results.get("service", [])
     for index, rate in enumerate(next(iter(results.values()))):
         row = f"{rate.operation:<12} {rate.threads:>7}"
@@ -635,7 +638,9 @@ def report(results: dict[str, list[Rate]], fans: dict[str, FanOut]) -> str:
             row += f" {r.per_second:>9.0f} ({r.server_cpu_ms:5.2f}, {r.client_cpu_ms:5.2f})"
         if rate.threads == 1 and service:
             ok = service[index].per_second >= TARGETS[rate.operation]
-            row += f"   {TARGETS[rate.operation]:>6.0f} {MINISTACK[rate.operation]:>7.0f}  {_mark(ok)}"
+            row += f"   {TARGETS[rate.operation]:>6.0f} {MINISTACK[rate.operation]:>7.0f}  {_mark(ok):<6}"
+            if ceiling:
+                row += f"  {service[index].per_second / ceiling[index].per_second:6.0%}"
         lines.append(row)
     if results:
         worst = max(r.foreign_load for measured in results.values() for r in measured)
@@ -672,6 +677,7 @@ def main() -> int:
         "--compare", type=Path, help="also measure the service from this src directory (an earlier commit's worktree)"
     )
     parser.add_argument("--only", choices=("rates", "service-rates", "fan-out"), help="run one part")
+    parser.add_argument("--aiohttp", action="store_true", help="also measure an empty aiohttp server")
     args = parser.parse_args()
     seconds = args.seconds or (1.0 if args.quick else 3.0)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -692,10 +698,10 @@ def main() -> int:
                 credentials = service.credentials()
                 targets.append(prepare(name, service.endpoint, credentials, service.child.pid, counter))
             if args.only != "service-rates":
-                kinds = ["raw"]
-                if importlib.util.find_spec("aiohttp") is not None:
+                kinds = ["raw", "ceiling"]
+                if args.aiohttp and importlib.util.find_spec("aiohttp") is not None:
                     kinds.append("aiohttp")
-                else:
+                elif args.aiohttp:
                     print("aiohttp is not installed (pip install -e '.[bench]'): no aiohttp baseline", file=sys.stderr)
                 for kind in kinds:
                     endpoint, child = stack.enter_context(empty_server(root, kind))

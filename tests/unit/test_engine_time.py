@@ -245,3 +245,18 @@ def test_registry_events_of_timeouts_aborts_and_rollbacks(world: World) -> None:
         world.engine.update("A", "J", UpdateRequest(S.SUCCEEDED))
     world.engine.update_event_configurations({"THING": {"Enabled": True}})  # commits, nothing to publish
     assert seen == []
+
+
+def test_job_view_is_read_again_after_every_write(world: World) -> None:
+    a, b = world.things("A", "B")
+    world.job("J", [a, b])
+    first = world.engine.job_view("J")
+    assert world.engine.job_view("J") is first  # nothing written in between: not read again
+    assert first.counts == {S.QUEUED: 2}
+    world.engine.start_next(a, StartNextRequest())
+    assert world.engine.job_view("J").counts == {S.QUEUED: 1, S.IN_PROGRESS: 1}
+    world.things("C")  # any write, even one that leaves the job alone, forgets what was read
+    assert world.engine.job_view("J") is not first
+    world.engine.cancel_job("J", False, None, None)
+    view = world.engine.job_view("J")
+    assert view.job.status is JobStatus.CANCELED and view.counts == {S.CANCELED: 1, S.IN_PROGRESS: 1}

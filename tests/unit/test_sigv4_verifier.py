@@ -11,7 +11,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from iot_jobs_local.http_api.sigv4 import AuthFailure, Caller, Verifier
+from iot_jobs_local.http_api.sigv4 import INVALID, AuthFailure, Caller, Verifier
 
 KEY, SECRET = "AKIAEXAMPLE000000000", "secret/secret+secret"
 HOST = "127.0.0.1:8088"
@@ -101,3 +101,26 @@ def test_clock_skew_beyond_15_minutes(offset: float, start: str) -> None:
     assert caught.message.startswith(start)
     tolerated = Verifier({KEY: SECRET}, "us-east-1", frozenset({"iot"}), clock=lambda: time.time() + offset * 0.8)
     assert verify(signed("GET", "/things"), verifier=tolerated).service == "iot"
+
+
+def test_a_remembered_scope_still_checks_every_signature() -> None:
+    verifier = Verifier({KEY: SECRET}, "us-east-1", frozenset({"iot"}))
+    assert verify(signed("GET", "/things"), verifier=verifier).service == "iot"
+    # Same access key, date, region, service and signed headers: only the signature differs.
+    assert failure(signed("GET", "/things", secret="not-the-secret"), verifier=verifier).code == INVALID
+    tampered = signed("GET", "/things")
+    auth = tampered.headers["Authorization"]
+    tampered.headers.replace_header("Authorization", auth[:-1] + ("0" if auth[-1] != "0" else "1"))
+    assert failure(tampered, verifier=verifier).code == INVALID
+    assert verify(signed("PUT", "/jobs/j", b"{}"), verifier=verifier).service == "iot"
+
+
+def test_parameters_in_another_order_are_parsed_too() -> None:
+    request = signed("GET", "/things")
+    algorithm, _, rest = request.headers["Authorization"].partition(" ")
+    parameters = dict(part.strip().split("=", 1) for part in rest.split(","))
+    reordered = ", ".join(f"{k}={parameters[k]}" for k in ("Signature", "SignedHeaders", "Credential"))
+    request.headers.replace_header("Authorization", f"{algorithm} {reordered}")
+    assert verify(request).service == "iot"
+    request.headers.replace_header("Authorization", f"{algorithm} {reordered.replace('Signature=', 'Signature=0')}")
+    assert failure(request).code == INVALID

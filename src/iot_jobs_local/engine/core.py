@@ -81,6 +81,7 @@ class EngineCore:
         self._listeners: list[Listener] = []
         self._deadline_listeners: list[DeadlineListener] = []
         self._lifecycle_listeners: list[LifecycleListener] = []
+        self._job_views: dict[str, Any] = {}  # JobOps.job_view's memo
         self._job_events: list[JobEvent] = []
         self._event_settings = store.event_configurations()[0]
         store.after_commit(self._flush_lifecycle, on_rollback=self._job_events.clear)

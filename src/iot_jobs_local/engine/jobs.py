@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..jobs import configs, creation, rollout, transitions
 from ..jobs.errors import InvalidRequest, ResourceAlreadyExists, ResourceNotFound
@@ -12,8 +13,21 @@ from ..store import Cursor, Page
 from .core import PendingChange
 from .rollout import RolloutOps
 
+#: Jobs whose DescribeJob view is remembered (between two writes).
+_JOB_VIEWS = 64
+
+
+class JobView(NamedTuple):
+    job: Job
+    #: How many things' latest execution of the job is in each status.
+    counts: Mapping[ExecutionStatus, int]
+    #: The targets whose things still wait for their rollout (``processingTargets``).
+    processing: tuple[str, ...]
+
 
 class JobOps(RolloutOps):
+    _job_views: dict[str, tuple[int, JobView]]
+
     def create_job(
         self,
         job_id: str,
@@ -76,6 +90,20 @@ class JobOps(RolloutOps):
         """The job and how many things' latest execution is in each status."""
         job = self._require_job(job_id)
         return job, self._store.latest_status_counts(job_id)
+
+    def job_view(self, job_id: str) -> JobView:
+        """What DescribeJob shows of a job. Read again only after a write: a client polling a job
+        until it completes costs no query between two changes."""
+        changes = self._store.changes
+        cached = self._job_views.get(job_id)
+        if cached is not None and cached[0] == changes:
+            return cached[1]
+        job, counts = self.describe_job(job_id)
+        view = JobView(job, counts, tuple(self.processing_targets(job_id)))
+        if len(self._job_views) >= _JOB_VIEWS:
+            self._job_views.clear()
+        self._job_views[job_id] = (changes, view)
+        return view
 
     def get_job_document(self, job_id: str) -> str:
         return self._require_job(job_id).document

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +9,7 @@ from ..jobs import creation, registry, transitions
 from ..jobs.errors import InvalidRequest, ResourceAlreadyExists, ResourceNotFound
 from ..jobs.model import ExecutionStatus, Thing, ThingGroup
 from ..store import Cursor, Page
+from ..uuids import random_uuid
 from .core import PendingChange
 from .targets import TargetOps
 
@@ -36,17 +36,16 @@ class RegistryOps(TargetOps):
         _no_thing_types(thing_type_name, billing_group_name)
         attributes = dict(attributes or {})
         registry.check_thing_attributes(attributes, thing_type_name)
-        with self._store.transaction():
-            existing = self._store.get_thing(name)
-            if existing is not None:
-                if registry.thing_same_as_request(existing, attributes, thing_type_name):
-                    return existing  # CreateThing is idempotent for an identical request.
-                raise ResourceAlreadyExists(
-                    f"Thing {name} already exists with different attributes", name, existing.thing_arn
-                )
-            thing = Thing(name, str(uuid.uuid4()), self.identity.thing_arn(name), attributes)
-            self._store.put_thing(thing)
-        return thing
+        thing = Thing(name, random_uuid(), self.identity.thing_arn(name), attributes)
+        # A new thing changes no job or execution: one statement, without a transaction around it.
+        if self._store.insert_thing(thing):
+            return thing
+        existing = self._store.get_thing(name)
+        if existing is None:  # deleted in between by another connection
+            return self.create_thing(name, attributes, thing_type_name=thing_type_name)
+        if registry.thing_same_as_request(existing, attributes, thing_type_name):
+            return existing  # CreateThing is idempotent for an identical request.
+        raise ResourceAlreadyExists(f"Thing {name} already exists with different attributes", name, existing.thing_arn)
 
     def describe_thing(self, name: str) -> Thing:
         return self._require_thing(name)
@@ -124,7 +123,7 @@ class RegistryOps(TargetOps):
                 registry.check_group_depth(name, [*self._store.ancestors(parent_name), parent])
             group = ThingGroup(
                 name,
-                str(uuid.uuid4()),
+                random_uuid(),
                 self.identity.group_arn(name),
                 self._clock(),
                 parent_name,

@@ -16,7 +16,7 @@ import email.utils
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qsl
@@ -43,7 +43,11 @@ class Headers:
     def __init__(self, pairs: list[tuple[bytes, bytes]]) -> None:
         values: dict[str, list[str]] = {}
         for name, value in pairs:
-            values.setdefault(name.lower().decode("latin-1"), []).append(value.decode("latin-1"))
+            key = name.decode("latin-1").lower()
+            if key in values:
+                values[key].append(value.decode("latin-1"))
+            else:
+                values[key] = [value.decode("latin-1")]
         self._values = values
 
     def get(self, name: str, default: str = "") -> str:
@@ -52,6 +56,10 @@ class Headers:
 
     def getall(self, name: str) -> list[str]:
         return list(self._values.get(name.lower(), ()))
+
+    def values(self, lower_name: str) -> Sequence[str]:
+        """The values of a header named in lower case, not copied (for the hot path)."""
+        return self._values.get(lower_name, ())
 
     def lower_items(self) -> dict[str, str]:
         """Each header once, lower-cased, its last value (what a dict of the headers would hold)."""
@@ -191,10 +199,12 @@ class HttpProtocol(asyncio.Protocol):
         self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        # Called for every header of every request: as little as possible here.
         self._header_pairs.append((name, value))
-        if len(name) == 6 and name.lower() == b"expect":
-            self._expect = value
-        self._count_head(len(name) + len(value))
+        self._head_size += len(name) + len(value)
+        if self._head_size > MAX_HEAD and self._refusal is None:
+            self._refusal = _plain(431, "Request header fields too large")
+            self._header_pairs.clear()
 
     def _count_head(self, size: int) -> None:
         self._head_size += size
@@ -202,8 +212,13 @@ class HttpProtocol(asyncio.Protocol):
             self._refusal = _plain(431, "Request header fields too large")
 
     def on_headers_complete(self) -> None:
-        expect = self._expect
-        if expect is None or self._refusal is not None:
+        if self._refusal is not None:
+            return
+        expect = None
+        for name, value in self._header_pairs:
+            if len(name) == 6 and name.lower() == b"expect":
+                expect = value
+        if expect is None:
             return
         if expect.lower() != b"100-continue":
             self._refusal = _plain(417, f"Unknown Expect: {expect.decode('latin-1')}")

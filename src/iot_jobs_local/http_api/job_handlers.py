@@ -41,9 +41,8 @@ def create_job(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def describe_job(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
-    job, counts = engine.describe_job(p["jobId"])
-    processing = engine.processing_targets(job.job_id)
-    return {"job": control_wire.job(job, counts, processing, engine.upcoming_windows(job))}
+    view = engine.job_view(p["jobId"])
+    return {"job": control_wire.job(view.job, view.counts, view.processing, engine.upcoming_windows(view.job))}
 
 
 def get_job_document(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:

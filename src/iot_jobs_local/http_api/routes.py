@@ -59,20 +59,56 @@ class Route:
 
 
 class RouteTable:
-    """A service's routes in matching order, and for each literal first path segment the routes
-    that can match a path beginning with it (in the same order)."""
+    """A service's routes in matching order, grouped by the literal first path segment and the
+    method that can match (in the same order), and a memo of the paths matched without a query."""
+
+    #: Distinct (method, path) pairs remembered; the memo starts afresh beyond this.
+    MEMO_SIZE = 4096
 
     def __init__(self, routes: list[Route]) -> None:
         self.routes = routes
         self._anywhere = [r for r in routes if r.first_segment is None]
         segments = {r.first_segment for r in routes if r.first_segment is not None}
         self._by_segment = {s: [r for r in routes if r.first_segment in (s, None)] for s in segments}
+        self._by_method = {
+            (s, m): [r for r in candidates if r.method == m]
+            for s, candidates in [*self._by_segment.items(), (None, self._anywhere)]
+            for m in {r.method for r in routes}
+        }
+        self._memo: dict[tuple[str, str], tuple[Route, dict[str, str]] | None] = {}
 
-    def candidates(self, raw_path: str) -> list[Route]:
+    def candidates(self, raw_path: str, method: str | None = None) -> list[Route]:
+        """The routes that may match, of one method if given."""
         parts = raw_path.split("/", 2)
-        if len(parts) < 2 or parts[0]:
-            return self._anywhere
-        return self._by_segment.get(parts[1], self._anywhere)
+        segment = parts[1] if len(parts) >= 2 and not parts[0] and parts[1] in self._by_segment else None
+        if method is not None:
+            return self._by_method.get((segment, method), [])
+        return self._anywhere if segment is None else self._by_segment[segment]
+
+    def _match(self, method: str, raw_path: str, query: dict[str, str]) -> tuple[Route, dict[str, str]] | None:
+        for route in self.candidates(raw_path, method):
+            labels = _labels(route, raw_path, query)
+            if labels is not None:
+                return route, labels
+        if any(_labels(route, raw_path, query) is not None for route in self.candidates(raw_path)):
+            raise BadRequest(f"Method {method} is not allowed on {raw_path}")
+        return None
+
+    def match(self, method: str, raw_path: str, query: dict[str, str]) -> tuple[Route, dict[str, str]] | None:
+        """The route and its decoded labels, None if no route has this path, :class:`BadRequest`
+        if only routes of other methods have it. Without a query the answer depends on the
+        method and path alone: it is remembered (polling the same resource is the common case)."""
+        if query:
+            return self._match(method, raw_path, query)
+        key = (method, raw_path)
+        try:
+            found = self._memo[key]
+        except KeyError:
+            found = self._match(method, raw_path, query)
+            if len(self._memo) >= self.MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = found
+        return None if found is None else (found[0], dict(found[1]))
 
 
 def _compile(uri: str) -> tuple[re.Pattern[str], dict[str, str]]:
@@ -134,21 +170,19 @@ def load_routes(service: str) -> RouteTable:
 
 def match(table: RouteTable, method: str, raw_path: str, query: dict[str, str]) -> tuple[Route, dict[str, str]] | None:
     """Match on the raw (still percent-encoded) path, then decode each label."""
-    allowed = False
-    for route in table.candidates(raw_path):
-        if not raw_path.startswith(route.prefix):
-            continue
-        found = route.pattern.match(raw_path)
-        if found is None:
-            continue
-        if any(query.get(k) != v and not (v == "" and k in query) for k, v in route.static_query.items()):
-            continue
-        allowed = True
-        if route.method == method:
-            return route, {k: unquote(v) for k, v in found.groupdict().items()}
-    if allowed:
-        raise BadRequest(f"Method {method} is not allowed on {raw_path}")
-    return None
+    return table.match(method, raw_path, query)
+
+
+def _labels(route: Route, raw_path: str, query: dict[str, str]) -> dict[str, str] | None:
+    """The route's labels, decoded, if the raw (still percent-encoded) path and query match it."""
+    if not raw_path.startswith(route.prefix):
+        return None
+    found = route.pattern.match(raw_path)
+    if found is None:
+        return None
+    if any(query.get(k) != v and not (v == "" and k in query) for k, v in route.static_query.items()):
+        return None
+    return {k: unquote(v) for k, v in found.groupdict().items()}
 
 
 def _coerce(shape: Shape, raw: str, name: str) -> Any:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ import botocore.session
 from ..engine import Engine
 from ..identity_errors import IdentityError
 from ..jobs import errors
+from ..uuids import random_uuid
 from . import data_handlers, iot_handlers
 from .http11 import HttpServer, Reply, Request, Settle
 from .iot_handlers import Handler
@@ -54,6 +54,9 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+_ENCODER = json.JSONEncoder(default=_default)
+
+
 class HttpApi:
     """``verifier`` checks each request's SigV4 signature; ``iot_extra`` adds ``iot`` handlers;
     ``settle`` is awaited after each successful operation, before its response is sent (until the
@@ -82,18 +85,25 @@ class HttpApi:
 
     def _service(self, request: Request) -> ServiceApi:
         found = _SCOPE.search(request.headers.get("Authorization"))
-        name = found.group(1) if found else "iot"
-        return self._services.get(name, self._services["iot"])
+        return self._named(found.group(1) if found else "iot")
+
+    def _named(self, name: str) -> ServiceApi:
+        return self._services.get(name) or self._services["iot"]
 
     def respond(self, request: Request) -> Reply:
-        request_id = str(uuid.uuid4())
-        service = self._service(request)
+        request_id = random_uuid()
+        path, _, raw_query = request.target.partition("?")
+        body = request.body
+        if self._verifier is None:
+            service = self._service(request)
+        else:
+            try:
+                caller = self._verifier.verify(request.method, path, raw_query, request.headers.values, body)
+            except AuthFailure as exc:
+                return self._error(self._service(request), request_id, exc.code, exc.message, 403)
+            service = self._named(caller.service)
         try:
-            body = request.body
-            path = request.raw_path
-            if self._verifier is not None:
-                self._verifier.verify(request.method, path, request.raw_query, request.headers.getall, body)
-            query = request.query()
+            query = request.query() if raw_query else {}
             found = match(service.routes, request.method, path, query)
             if found is None:
                 return self._error(service, request_id, "ResourceNotFoundException", "No such resource", 404)
@@ -110,8 +120,6 @@ class HttpApi:
             headers = request.headers.lower_items() if route.reads_headers else {}
             params = parse_input(route, labels, query, headers, body)
             result = handler(self._engine, params)
-        except AuthFailure as exc:
-            return self._error(service, request_id, exc.code, exc.message, 403)
         except IdentityError as exc:
             return self._error(service, request_id, exc.code, exc.message, 400, exc.extra or None)
         except BadRequest as exc:
@@ -124,7 +132,7 @@ class HttpApi:
         except Exception:  # the service never dies on a bad request
             log.exception("internal error on %s %s", request.method, request.raw_path)
             return self._error(service, request_id, "InternalFailureException", "Internal failure", 500)
-        text = json.dumps(result, default=_default).encode() if result else b""
+        text = _ENCODER.encode(result).encode() if result else b""
         return Reply(
             200,
             text,

@@ -11,8 +11,9 @@ The canonical request is rebuilt the way botocore builds it (``botocore/auth.py`
 
 Failures raise :class:`AuthFailure` carrying the code AWS answers with; the HTTP layer turns it
 into a 403 with that code in ``x-amzn-ErrorType`` (so boto3 raises ``ClientError`` with it).
-Derived signing keys are cached per (secret, date, region, service): verifying a request costs
-one HMAC plus the hashes of the canonical request and the body.
+What an Authorization header says besides its signature (credential scope, signed headers, the
+derived signing key) is parsed and checked once per distinct header text: verifying a request
+costs building its canonical request, one HMAC and the hashes of the canonical request and body.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote
@@ -33,6 +34,7 @@ from botocore.utils import normalize_url_path
 ALGORITHM = "AWS4-HMAC-SHA256"
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 #: AWS accepts a request whose date is at most this far from its own clock, either way.
 MAX_SKEW_SECONDS = 15 * 60
 
@@ -48,7 +50,8 @@ MISMATCH_MESSAGE = (
 
 _PARAMETER = re.compile(r"(Credential|SignedHeaders|Signature)=([^,\s]*)")
 
-HeaderValues = Callable[[str], list[str]]
+#: A request's values of a header, by its lower-case name.
+HeaderValues = Callable[[str], Sequence[str]]
 
 
 class AuthFailure(Exception):
@@ -69,11 +72,32 @@ class Caller:
     service: str
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """The parts of an Authorization header that do not change with each request."""
+
+    caller: Caller
+    date: str
+    credential_scope: str
+    signed_headers: tuple[str, ...]
+    signed_headers_text: str
+    #: The signature, when the scope was parsed from a whole header (not cached then).
+    signature: str
+    key: bytes
+    bad_terminator: AuthFailure | None
+    later: AuthFailure | None
+
+
 def _hmac(key: bytes, message: str) -> bytes:
     return hmac.new(key, message.encode(), hashlib.sha256).digest()
 
 
+_UNRESERVED_PATH = re.compile(r"/[A-Za-z0-9/_~-]*\Z")
+
+
 def canonical_uri(raw_path: str) -> str:
+    if _UNRESERVED_PATH.match(raw_path) and "//" not in raw_path:
+        return raw_path  # nothing to normalise or encode
     if raw_path.startswith("/") and "//" not in raw_path and "/." not in raw_path:
         return quote(raw_path, safe="/~")  # nothing for normalize_url_path to remove
     return quote(normalize_url_path(raw_path), safe="/~")
@@ -135,6 +159,7 @@ class Verifier:
         self._services = services
         self._clock = clock
         self._keys: dict[tuple[str, str, str, str], bytes] = {}
+        self._scopes: dict[str, _Scope] = {}
 
     def _signing_key(self, secret: str, date: str, region: str, service: str) -> bytes:
         cache_key = (secret, date, region, service)
@@ -146,12 +171,19 @@ class Verifier:
             self._keys[cache_key] = key
         return key
 
-    def verify(self, method: str, raw_path: str, raw_query: str, header_values: HeaderValues, body: bytes) -> Caller:
-        """Return the caller of a correctly signed request, or raise :class:`AuthFailure`."""
-        authorization = header_values("authorization")
-        if not authorization:
-            raise AuthFailure(MISSING_TOKEN, "Missing Authentication Token")
-        algorithm, _, rest = authorization[0].strip().partition(" ")
+    def _scope(self, unsigned: str, authorization: str) -> _Scope:
+        """What the Authorization header says besides its signature (``unsigned``), parsed and
+        checked once (a client sends the same credential scope and signed headers all day)."""
+        scope = self._scopes.get(unsigned)
+        if scope is None:
+            scope = self._parse_scope(authorization)
+            if len(self._scopes) > 256:
+                self._scopes.clear()
+            self._scopes[unsigned] = scope
+        return scope
+
+    def _parse_scope(self, authorization: str) -> _Scope:
+        algorithm, _, rest = authorization.partition(" ")
         if algorithm != ALGORITHM:
             raise AuthFailure(INCOMPLETE, f"Unsupported authorization type: {algorithm or '(none)'}")
         parameters = dict(_PARAMETER.findall(rest))
@@ -160,65 +192,90 @@ class Verifier:
             raise AuthFailure(
                 INCOMPLETE, " ".join(f"Authorization header requires '{name}' parameter." for name in missing)
             )
-        scope = parameters["Credential"].split("/")
-        if len(scope) != 5:
-            raise AuthFailure(INCOMPLETE, f"Credential should be scoped to 5 parts, not {len(scope)}.")
-        access_key_id, date, region, service, terminator = scope
+        parts = parameters["Credential"].split("/")
+        if len(parts) != 5:
+            raise AuthFailure(INCOMPLETE, f"Credential should be scoped to 5 parts, not {len(parts)}.")
+        access_key_id, date, region, service, terminator = parts
         secret = self._secrets.get(access_key_id)
         if secret is None:
             raise AuthFailure(UNRECOGNIZED, "The security token included in the request is invalid.")
-        timestamp = _timestamp(header_values)
+        signed_headers = tuple(parameters["SignedHeaders"].split(";"))
+        # Checked only once the request's timestamp is known, to keep AWS's order of complaints.
+        later: AuthFailure | None = None
+        if region != self._region:
+            later = AuthFailure(INVALID, f"Credential should be scoped to a valid region, not '{region}'.")
+        elif service not in self._services:
+            later = AuthFailure(INVALID, f"Credential should be scoped to correct service: '{service}'.")
+        elif "host" not in signed_headers:
+            later = AuthFailure(INVALID, "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+        bad_terminator = None
         if terminator != "aws4_request":
-            raise AuthFailure(
+            bad_terminator = AuthFailure(
                 INVALID, f"Credential should be scoped with a valid terminator: 'aws4_request', not '{terminator}'."
             )
-        if date != timestamp[:8]:
+        return _Scope(
+            Caller(access_key_id, region, service),
+            date,
+            f"{date}/{region}/{service}/aws4_request",
+            signed_headers,
+            parameters["SignedHeaders"],
+            parameters["Signature"],
+            self._signing_key(secret, date, region, service),
+            bad_terminator,
+            later,
+        )
+
+    def verify(self, method: str, raw_path: str, raw_query: str, header_values: HeaderValues, body: bytes) -> Caller:
+        """Return the caller of a correctly signed request, or raise :class:`AuthFailure`."""
+        authorization = header_values("authorization")
+        if not authorization:
+            raise AuthFailure(MISSING_TOKEN, "Missing Authentication Token")
+        text = authorization[0].strip()
+        # The signature is what changes from request to request: the rest is looked up.
+        head, marker, signature = text.rpartition("Signature=")
+        if marker and len(signature) == 64 and "," not in signature:
+            scope = self._scope(head, text)
+        else:
+            scope = self._parse_scope(text)
+            signature = scope.signature
+        timestamp = _timestamp(header_values)
+        if scope.bad_terminator is not None:
+            raise scope.bad_terminator
+        if scope.date != timestamp[:8]:
             raise AuthFailure(
                 INVALID,
                 "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
-                f"'{date}' != '{timestamp[:8]}', from '{timestamp}'.",
+                f"'{scope.date}' != '{timestamp[:8]}', from '{timestamp}'.",
             )
-        if region != self._region:
-            raise AuthFailure(INVALID, f"Credential should be scoped to a valid region, not '{region}'.")
-        if service not in self._services:
-            raise AuthFailure(INVALID, f"Credential should be scoped to correct service: '{service}'.")
-        signed_headers = parameters["SignedHeaders"].split(";")
-        if "host" not in signed_headers:
-            raise AuthFailure(INVALID, "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+        if scope.later is not None:
+            raise scope.later
         self._check_clock(timestamp)
 
-        canonical_headers = "".join(
-            f"{name}:{','.join(' '.join(v.split()) for v in header_values(name))}\n" for name in signed_headers
-        )
-        payload_hash = hashlib.sha256(body).hexdigest()
+        lines = [method.upper(), canonical_uri(raw_path), canonical_query(raw_query) if raw_query else ""]
+        for name in scope.signed_headers:
+            values = header_values(name)
+            if len(values) == 1:
+                lines.append(f"{name}:{' '.join(values[0].split())}")
+            else:
+                lines.append(f"{name}:{','.join(' '.join(v.split()) for v in values)}")
+        payload_hash = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
         declared = header_values("x-amz-content-sha256")
         if declared and declared[0] != payload_hash:
             if declared[0] != UNSIGNED_PAYLOAD:
                 raise AuthFailure(INVALID, MISMATCH_MESSAGE)
             payload_hash = UNSIGNED_PAYLOAD
-        canonical_request = "\n".join(
-            (
-                method.upper(),
-                canonical_uri(raw_path),
-                canonical_query(raw_query),
-                canonical_headers,
-                parameters["SignedHeaders"],
-                payload_hash,
-            )
+        lines.append("")  # the canonical headers end with a newline of their own
+        lines.append(scope.signed_headers_text)
+        lines.append(payload_hash)
+        canonical_request = "\n".join(lines)
+        string_to_sign = (
+            f"{ALGORITHM}\n{timestamp}\n{scope.credential_scope}\n"
+            f"{hashlib.sha256(canonical_request.encode()).hexdigest()}"
         )
-        string_to_sign = "\n".join(
-            (
-                ALGORITHM,
-                timestamp,
-                f"{date}/{region}/{service}/aws4_request",
-                hashlib.sha256(canonical_request.encode()).hexdigest(),
-            )
-        )
-        key = self._signing_key(secret, date, region, service)
-        expected = hmac.digest(key, string_to_sign.encode(), "sha256").hex()  # one-shot C path
-        if not hmac.compare_digest(expected, parameters["Signature"]):
+        expected = hmac.digest(scope.key, string_to_sign.encode(), "sha256").hex()  # one-shot C path
+        if not hmac.compare_digest(expected, signature):
             raise AuthFailure(INVALID, MISMATCH_MESSAGE)
-        return Caller(access_key_id, region, service)
+        return scope.caller
 
     def _check_clock(self, timestamp: str) -> None:
         signed_at = _epoch(timestamp)

@@ -85,68 +85,82 @@ def _shown(value: Any) -> str:
 
 
 def _check(shape: Shape, value: Any, path: str, problems: list[str]) -> None:
+    """Append what ``value`` violates of ``shape``. Runs on every request: no closures, the
+    messages are only built for a failure."""
+    broken = _violation(shape, value, path, problems)
+    if broken is not None:
+        problems.append(f"Value '{_shown(value)}' at '{path}' failed to satisfy constraint: Member must {broken}")
+
+
+def _violation(shape: Shape, value: Any, path: str, problems: list[str]) -> str | None:
+    """The constraint ``value`` itself breaks, if any (a structure's members report their own)."""
     kind = shape.type_name
     meta = shape.metadata
-
-    def fail(constraint: str) -> None:
-        problems.append(f"Value '{_shown(value)}' at '{path}' failed to satisfy constraint: Member must {constraint}")
-
-    if isinstance(shape, StructureShape):
+    if kind == "string":
+        if not isinstance(value, str):
+            return "be a string"
+        broken = _size(meta, len(value), "have length")
+        if broken is not None:
+            return broken
+        if "enum" in meta and value not in meta["enum"]:
+            return f"satisfy enum value set: [{', '.join(meta['enum'])}]"
+        check = matcher(meta["pattern"]) if "pattern" in meta else None
+        if check is not None and not check(value):
+            return f"satisfy regular expression pattern: {meta['pattern']}"
+    elif isinstance(shape, StructureShape):
         if not isinstance(value, dict):
-            return fail("be a structure")
+            return "be a structure"
         for name in shape.required_members:
             if name not in value:
                 problems.append(f"Value null at '{path}.{name}' failed to satisfy constraint: Member must not be null")
-        for name, member in shape.members.items():
-            if name in value and value[name] is not None:
-                _check(member, value[name], f"{path}.{name}" if path else name, problems)
+        for name, member in shape.members.items():  # in the model's order, as the messages list them
+            item = value.get(name)
+            if item is not None:
+                _check(member, item, f"{path}.{name}" if path else name, problems)
     elif isinstance(shape, ListShape):
         if not isinstance(value, list):
-            return fail("be a list")
-        _check_size(meta, len(value), fail)
+            return "be a list"
+        broken = _size(meta, len(value), "have size")
+        if broken is not None:
+            problems.append(f"Value '{_shown(value)}' at '{path}' failed to satisfy constraint: Member must {broken}")
         for index, item in enumerate(value):
             _check(shape.member, item, f"{path}.{index + 1}.member", problems)
     elif isinstance(shape, MapShape):
         if not isinstance(value, dict):
-            return fail("be a map")
-        _check_size(meta, len(value), fail)
+            return "be a map"
+        broken = _size(meta, len(value), "have size")
+        if broken is not None:
+            problems.append(f"Value '{_shown(value)}' at '{path}' failed to satisfy constraint: Member must {broken}")
         for key, item in value.items():
             _check(shape.key, key, f"{path}.{key}.key", problems)
             _check(shape.value, item, f"{path}.{key}.value", problems)
-    elif kind == "string":
-        if not isinstance(value, str):
-            return fail("be a string")
-        _check_size(meta, len(value), fail, "have length")
-        if "enum" in meta and value not in meta["enum"]:
-            return fail(f"satisfy enum value set: [{', '.join(meta['enum'])}]")
-        check = matcher(meta["pattern"]) if "pattern" in meta else None
-        if check is not None and not check(value):
-            return fail(f"satisfy regular expression pattern: {meta['pattern']}")
     elif kind in ("integer", "long"):
         if isinstance(value, bool) or not isinstance(value, int):
-            return fail("be an integer")
-        _check_range(meta, value, fail)
+            return "be an integer"
+        return _range(meta, value)
     elif kind in ("double", "float"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return fail("be a number")
-        _check_range(meta, value, fail)
+            return "be a number"
+        return _range(meta, value)
     elif kind == "boolean" and not isinstance(value, bool):
-        return fail("be a boolean")
+        return "be a boolean"
     return None
 
 
-def _check_size(meta: dict[str, Any], size: int, fail: Callable[[str], None], what: str = "have size") -> None:
+def _size(meta: dict[str, Any], size: int, what: str) -> str | None:
     if "min" in meta and size < meta["min"]:
-        fail(f"{what} greater than or equal to {meta['min']}")
-    elif "max" in meta and size > meta["max"]:
-        fail(f"{what} less than or equal to {meta['max']}")
+        return f"{what} greater than or equal to {meta['min']}"
+    if "max" in meta and size > meta["max"]:
+        return f"{what} less than or equal to {meta['max']}"
+    return None
 
 
-def _check_range(meta: dict[str, Any], number: float, fail: Callable[[str], None]) -> None:
+def _range(meta: dict[str, Any], number: float) -> str | None:
     if "min" in meta and number < meta["min"]:
-        fail(f"have value greater than or equal to {meta['min']}")
-    elif "max" in meta and number > meta["max"]:
-        fail(f"have value less than or equal to {meta['max']}")
+        return f"have value greater than or equal to {meta['min']}"
+    if "max" in meta and number > meta["max"]:
+        return f"have value less than or equal to {meta['max']}"
+    return None
 
 
 def problems(shape: Shape, params: dict[str, Any]) -> list[str]:

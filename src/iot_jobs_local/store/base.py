@@ -49,6 +49,13 @@ class StoreBase:
     def close(self) -> None:
         self._db.close()
 
+    @property
+    def changes(self) -> int:
+        """Grows with every row this store writes (committed or not): equal values mean nothing
+        was written in between, so what was read then still holds (the service is the only writer
+        of its jobs, executions and things)."""
+        return self._db.total_changes
+
     def after_commit(self, hook: Callable[[], None], on_rollback: Callable[[], None] | None = None) -> None:
         """Call ``hook`` after every committed transaction, ``on_rollback`` after every rolled-back
         one (which also forgets ``ended``)."""

@@ -8,7 +8,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..jobs.model import Job, JobStatus, JobTemplate, TargetSelection
-from .base import Cursor, Page, StoreBase, json_list, page
+from .base import Cursor, Page, StoreBase, json_list, json_map, page
+
+#: Enum members by value: a dictionary lookup is several times cheaper than ``JobStatus(value)``.
+_JOB_STATUSES = {s.value: s for s in JobStatus}
+_SELECTIONS = {s.value: s for s in TargetSelection}
 
 
 def _job(row: sqlite3.Row) -> Job:
@@ -17,8 +21,8 @@ def _job(row: sqlite3.Row) -> Job:
         job_arn=row[1],
         document=row[2],
         targets=tuple(json.loads(row[3])),
-        target_selection=TargetSelection(row[4]),
-        status=JobStatus(row[5]),
+        target_selection=_SELECTIONS[row[4]],
+        status=_JOB_STATUSES[row[5]],
         created_at=row[6],
         last_updated_at=row[7],
         description=row[8],
@@ -26,7 +30,7 @@ def _job(row: sqlite3.Row) -> Job:
         force_canceled=bool(row[10]),
         reason_code=row[11],
         comment=row[12],
-        config=json.loads(row[13]),
+        config=json_map(row[13]),
     )
 
 

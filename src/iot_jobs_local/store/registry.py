@@ -36,6 +36,17 @@ def _thing(row: sqlite3.Row) -> Thing:
     return Thing(row[0], row[1], row[2], json_map(row[3]), row[4], row[5])
 
 
+def _thing_values(thing: Thing) -> tuple[Any, ...]:
+    return (
+        thing.thing_name,
+        thing.thing_id,
+        thing.thing_arn,
+        json.dumps(thing.attributes) if thing.attributes else "{}",
+        thing.version,
+        thing.thing_type_name,
+    )
+
+
 def _group(row: sqlite3.Row) -> ThingGroup:
     return ThingGroup(row[0], row[1], row[2], row[3], row[4], row[5], json_map(row[6]), row[7])
 
@@ -52,17 +63,17 @@ class RegistryQueries(StoreBase):
         )
         return {row[0] for row in rows}
 
+    def insert_thing(self, thing: Thing) -> bool:
+        """Add a thing unless one has its name (one statement, atomic on its own): whether it was added."""
+        cursor = self._db.execute(
+            f"INSERT INTO things ({_THING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (thing_name) DO NOTHING",
+            _thing_values(thing),
+        )
+        return cursor.rowcount == 1
+
     def put_thing(self, thing: Thing) -> None:
         self._db.execute(
-            f"INSERT OR REPLACE INTO things ({_THING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                thing.thing_name,
-                thing.thing_id,
-                thing.thing_arn,
-                json.dumps(thing.attributes),
-                thing.version,
-                thing.thing_type_name,
-            ),
+            f"INSERT OR REPLACE INTO things ({_THING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", _thing_values(thing)
         )
 
     def delete_thing(self, name: str) -> None:
