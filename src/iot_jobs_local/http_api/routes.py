@@ -8,6 +8,7 @@ lookup on its first path segment, a few regular expressions, and one pass over i
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ class Route:
     def name(self) -> str:
         return str(self.operation.name)
 
-    @property
+    @functools.cached_property
     def reads_headers(self) -> bool:
         return any(m.location == "header" for m in self.members)
 
