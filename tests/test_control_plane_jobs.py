@@ -305,9 +305,7 @@ def test_force_delete_of_an_in_progress_job_publishes_events(
     assert nxt.execution.job_id == survivor and nxt.execution.job_document == {"b": 2}
     assert d.rejected("update", doomed, "SUCCEEDED").code == "ResourceNotFound"  # its executions went at once
     assert iot.describe_job_execution(jobId=survivor, thingName=d.thing)["execution"]["status"] == "QUEUED"
-    check_error(
-        error_of(iot.describe_job_execution, jobId=doomed, thingName=d.thing), "ResourceNotFoundException", 404
-    )
+    check_error(error_of(iot.describe_job_execution, jobId=doomed, thingName=d.thing), "ResourceNotFoundException", 404)
     # the job itself is DELETION_IN_PROGRESS for a moment, and its id taken until it is gone
     job = iot.describe_job(jobId=doomed)["job"]
     assert job["status"] == "DELETION_IN_PROGRESS" and job["jobProcessDetails"].get("numberOfInProgressThings", 0) == 0

@@ -56,8 +56,9 @@ def _is_epoch_int(value: Any) -> bool:
 # --------------------------------------------------------------------------------------------------
 
 
-def test_seed_walkthrough(service: ServiceProcess, device: Callable[..., Device],
-                          raw_device: Callable[..., RawDevice]) -> None:
+def test_seed_walkthrough(
+    service: ServiceProcess, device: Callable[..., Device], raw_device: Callable[..., RawDevice]
+) -> None:
     d = device()
     raw = raw_device(d.thing)  # watches the thing's topics to check exact payloads
     iot = service.iot()
@@ -85,8 +86,7 @@ def test_seed_walkthrough(service: ServiceProcess, device: Callable[..., Device]
     assert nxt.execution.version_number == 1 and nxt.execution.execution_number == 1
 
     # Job2: JobExecutionsChanged with both, and no NextJobExecutionChanged (the head is still Job1).
-    iot.create_job(jobId=job2, targets=[service.thing_arn(d.thing)],
-                   document=json.dumps({"ToDo": "Delete Root User"}))
+    iot.create_job(jobId=job2, targets=[service.thing_arn(d.thing)], document=json.dumps({"ToDo": "Delete Root User"}))
     changed = d.next_event(JOBS_CHANGED)
     assert list(changed.jobs) == ["QUEUED"]
     assert _ids(changed.jobs["QUEUED"]) == [job1, job2]
@@ -249,8 +249,9 @@ def test_update_include_flags_return_state_and_document(
     d = device()
     raw = raw_device(d.thing)
     job = service.create_job(d.thing, {"operation": "install", "files": ["a", "b"], "nested": {"n": 1}})
-    response = d.update(job, "IN_PROGRESS", status_details={"step": "1"},
-                        include_job_execution_state=True, include_job_document=True)
+    response = d.update(
+        job, "IN_PROGRESS", status_details={"step": "1"}, include_job_execution_state=True, include_job_document=True
+    )
     assert response.execution_state.status == "IN_PROGRESS"
     assert response.execution_state.status_details == {"step": "1"}
     assert response.execution_state.version_number == 2
@@ -312,8 +313,12 @@ def test_describe_next_and_include_job_document(
     assert d.describe(job_a, include_job_document=True).execution.job_document == {"doc": "A"}
     without = d.describe(job_a, include_job_document=False)
     assert without.execution.job_id == job_a and without.execution.job_document is None
-    body = raw.expect(lambda m: m.topic == f"$aws/things/{d.thing}/jobs/{job_a}/get/accepted"
-                      and m.json()["clientToken"] == d.last_client_token).json()
+    body = raw.expect(
+        lambda m: (
+            m.topic == f"$aws/things/{d.thing}/jobs/{job_a}/get/accepted"
+            and m.json()["clientToken"] == d.last_client_token
+        )
+    ).json()
     assert "jobDocument" not in body["execution"]
     assert d.describe("$next", include_job_document=False).execution.job_document is None
 
@@ -321,9 +326,7 @@ def test_describe_next_and_include_job_document(
     assert d.describe(job_a, execution_number=1).execution.execution_number == 1
 
 
-def test_timestamps_are_integer_epoch_seconds(
-    service: ServiceProcess, raw_device: Callable[..., RawDevice]
-) -> None:
+def test_timestamps_are_integer_epoch_seconds(service: ServiceProcess, raw_device: Callable[..., RawDevice]) -> None:
     raw = raw_device()
     base = f"$aws/things/{raw.thing}/jobs"
     job = service.create_job(raw.thing, {"t": 1})
@@ -332,17 +335,27 @@ def test_timestamps_are_integer_epoch_seconds(
     started = raw.request(f"{base}/start-next", {"clientToken": "ts-1"}).json()
     pending = raw.request(f"{base}/get", {"clientToken": "ts-2"}).json()
     described = raw.request(f"{base}/{job}/get", {"clientToken": "ts-3"}).json()
-    updated = raw.request(f"{base}/{job}/update", {"clientToken": "ts-4", "status": "IN_PROGRESS",
-                                                   "includeJobExecutionState": True}).json()
-    rejected = raw.request(f"{base}/{job}/update", {"clientToken": "ts-5", "status": "IN_PROGRESS",
-                                                    "expectedVersion": 99}).json()
+    updated = raw.request(
+        f"{base}/{job}/update", {"clientToken": "ts-4", "status": "IN_PROGRESS", "includeJobExecutionState": True}
+    ).json()
+    rejected = raw.request(
+        f"{base}/{job}/update", {"clientToken": "ts-5", "status": "IN_PROGRESS", "expectedVersion": 99}
+    ).json()
 
     stamps = {
-        "notify": [notify["timestamp"], *(v for s in notify["jobs"]["QUEUED"] for k, v in s.items() if k.endswith("At"))],
-        "notify-next": [notify_next["timestamp"],
-                        *(v for k, v in notify_next["execution"].items() if k.endswith("At"))],
+        "notify": [
+            notify["timestamp"],
+            *(v for s in notify["jobs"]["QUEUED"] for k, v in s.items() if k.endswith("At")),
+        ],
+        "notify-next": [
+            notify_next["timestamp"],
+            *(v for k, v in notify_next["execution"].items() if k.endswith("At")),
+        ],
         "start-next": [started["timestamp"], *(v for k, v in started["execution"].items() if k.endswith("At"))],
-        "get": [pending["timestamp"], *(v for s in pending["inProgressJobs"] for k, v in s.items() if k.endswith("At"))],
+        "get": [
+            pending["timestamp"],
+            *(v for s in pending["inProgressJobs"] for k, v in s.items() if k.endswith("At")),
+        ],
         "describe": [described["timestamp"], *(v for k, v in described["execution"].items() if k.endswith("At"))],
         "update": [updated["timestamp"]],
         "rejected": [rejected["timestamp"]],
@@ -419,11 +432,20 @@ def test_unmapped_jobs_topic_is_refused_even_when_the_policy_allows_it(
     InvalidTopic for an unknown operation; it gets PUBACK "not authorized" and stays connected."""
     thing = unique("thing")
     arn = f"arn:aws:iot:{service.region}:{service.account}"
-    cert, key = thing_with_policy(service, thing, [
-        {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{arn}:client/*"},
-        {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": f"{arn}:topic/$aws/things/{thing}/jobs/*"},
-        {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": f"{arn}:topicfilter/$aws/things/{thing}/jobs/*"},
-    ], tmp_path)
+    cert, key = thing_with_policy(
+        service,
+        thing,
+        [
+            {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{arn}:client/*"},
+            {
+                "Effect": "Allow",
+                "Action": ["iot:Publish", "iot:Receive"],
+                "Resource": f"{arn}:topic/$aws/things/{thing}/jobs/*",
+            },
+            {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": f"{arn}:topicfilter/$aws/things/{thing}/jobs/*"},
+        ],
+        tmp_path,
+    )
     raw = raw_device(thing, cert=cert, key=key)
 
     base = f"$aws/things/{thing}/jobs"
@@ -719,9 +741,7 @@ def test_thing_name_with_colons_and_underscores(service: ServiceProcess, device:
     assert d.describe(job).execution.status == "SUCCEEDED"
 
 
-def test_a_thing_with_a_128_character_name_can_use_jobs(
-    service: ServiceProcess, device: Callable[..., Device]
-) -> None:
+def test_a_thing_with_a_128_character_name_can_use_jobs(service: ServiceProcess, device: Callable[..., Device]) -> None:
     """AWS thing names are 1-128 characters, and the service registers such a thing; its device must
     get a certificate and be able to use the Jobs API like any other."""
     thing = f"long-{uuid_hex()}-".ljust(128, "x")

@@ -45,8 +45,10 @@ def _execution_view(response: Any) -> dict[str, Any]:
 
 def _pending_view(response: Any) -> dict[str, list[tuple[Any, ...]]]:
     def rows(summaries: Any) -> list[tuple[Any, ...]]:
-        return [(s.job_id, s.version_number, s.execution_number, s.queued_at, s.started_at, s.last_updated_at)
-                for s in summaries]
+        return [
+            (s.job_id, s.version_number, s.execution_number, s.queued_at, s.started_at, s.last_updated_at)
+            for s in summaries
+        ]
 
     return {"in_progress": rows(response.in_progress_jobs), "queued": rows(response.queued_jobs)}
 
@@ -78,8 +80,9 @@ def test_restart_loses_nothing_a_client_was_told_succeeded(
 
     started = d.start_next(status_details={"step": "1"})
     assert started.execution.job_id == job1 and started.execution.version_number == 2
-    progressed = d.update(job1, "IN_PROGRESS", status_details={"step": "2"}, expected_version=2,
-                          include_job_execution_state=True)
+    progressed = d.update(
+        job1, "IN_PROGRESS", status_details={"step": "2"}, expected_version=2, include_job_execution_state=True
+    )
     assert progressed.execution_state.version_number == 3
     assert d.update(job2, "SUCCEEDED", status_details={"result": "ok"}, include_job_execution_state=True)
 

@@ -26,8 +26,12 @@ def code_of(call: Callable[[], Any]) -> str:
 
 def policy_document(service: ServiceProcess, topic: str = "a") -> str:
     arn = f"arn:aws:iot:{service.region}:{service.account}"
-    return json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "iot:Publish", "Resource": f"{arn}:topic/{topic}"}]})
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "iot:Publish", "Resource": f"{arn}:topic/{topic}"}],
+        }
+    )
 
 
 def test_create_keys_and_certificate(service: ServiceProcess, iot: Any) -> None:
@@ -53,7 +57,8 @@ def test_create_keys_and_certificate(service: ServiceProcess, iot: Any) -> None:
 
     inactive = iot.create_keys_and_certificate()  # setAsActive defaults to false
     assert iot.describe_certificate(certificateId=inactive["certificateId"])["certificateDescription"]["status"] == (
-        "INACTIVE")
+        "INACTIVE"
+    )
 
 
 def test_certificate_states_and_deletion(service: ServiceProcess, iot: Any) -> None:
@@ -61,7 +66,8 @@ def test_certificate_states_and_deletion(service: ServiceProcess, iot: Any) -> N
     cid, arn = made["certificateId"], made["certificateArn"]
     assert code_of(lambda: iot.update_certificate(certificateId=cid, newStatus="SLEEPING")) == "InvalidRequestException"
     assert code_of(lambda: iot.update_certificate(certificateId=cid, newStatus="PENDING_ACTIVATION")) == (
-        "InvalidRequestException")
+        "InvalidRequestException"
+    )
     assert code_of(lambda: iot.delete_certificate(certificateId=cid)) == "CertificateStateException"
     iot.update_certificate(certificateId=cid, newStatus="INACTIVE")
 
@@ -81,7 +87,8 @@ def test_certificate_states_and_deletion(service: ServiceProcess, iot: Any) -> N
     revoked = iot.create_keys_and_certificate(setAsActive=True)["certificateId"]
     iot.update_certificate(certificateId=revoked, newStatus="REVOKED")
     assert code_of(lambda: iot.update_certificate(certificateId=revoked, newStatus="ACTIVE")) == (
-        "CertificateStateException")
+        "CertificateStateException"
+    )
     assert code_of(lambda: iot.describe_certificate(certificateId="0" * 64)) == "ResourceNotFoundException"
     assert code_of(lambda: iot.describe_certificate(certificateId="z" * 64)) == "InvalidRequestException"
 
@@ -91,7 +98,11 @@ def test_policies_and_versions(service: ServiceProcess, iot: Any) -> None:
     created = iot.create_policy(policyName=name, policyDocument=policy_document(service))
     arn = f"arn:aws:iot:{service.region}:{service.account}:policy/{name}"
     assert {k: v for k, v in created.items() if k != "ResponseMetadata"} == {
-        "policyName": name, "policyArn": arn, "policyDocument": policy_document(service), "policyVersionId": "1"}
+        "policyName": name,
+        "policyArn": arn,
+        "policyDocument": policy_document(service),
+        "policyVersionId": "1",
+    }
     from botocore.exceptions import ClientError
 
     with pytest.raises(ClientError) as caught:
@@ -100,13 +111,15 @@ def test_policies_and_versions(service: ServiceProcess, iot: Any) -> None:
     assert caught.value.response["resourceId"] == name and caught.value.response["resourceArn"] == arn
     for bad in ("{", "[]", json.dumps({"Statement": [{"Effect": "Allow", "Action": "iot:Connect"}]})):
         assert code_of(lambda bad=bad: iot.create_policy(policyName=unique("p"), policyDocument=bad)) == (
-            "MalformedPolicyException")
+            "MalformedPolicyException"
+        )
 
     for version in range(2, 6):
         made = iot.create_policy_version(policyName=name, policyDocument=policy_document(service, f"v{version}"))
         assert made["policyVersionId"] == str(version) and made["isDefaultVersion"] is False
     assert code_of(lambda: iot.create_policy_version(policyName=name, policyDocument=policy_document(service))) == (
-        "VersionsLimitExceededException")
+        "VersionsLimitExceededException"
+    )
     assert iot.get_policy(policyName=name)["defaultVersionId"] == "1"
     iot.set_default_policy_version(policyName=name, policyVersionId="3")
     got = iot.get_policy(policyName=name)
@@ -115,7 +128,12 @@ def test_policies_and_versions(service: ServiceProcess, iot: Any) -> None:
     assert version["isDefaultVersion"] is True and version["policyDocument"] == policy_document(service, "v3")
     listed = iot.list_policy_versions(policyName=name)["policyVersions"]
     assert [(v["versionId"], v["isDefaultVersion"]) for v in listed] == [
-        ("5", False), ("4", False), ("3", True), ("2", False), ("1", False)]
+        ("5", False),
+        ("4", False),
+        ("3", True),
+        ("2", False),
+        ("1", False),
+    ]
     assert code_of(lambda: iot.delete_policy_version(policyName=name, policyVersionId="3")) == "DeleteConflictException"
     assert code_of(lambda: iot.delete_policy(policyName=name)) == "DeleteConflictException"  # other versions
     for version_id in ("1", "2", "4", "5"):
@@ -144,15 +162,18 @@ def test_thing_principals(service: ServiceProcess, iot: Any) -> None:
         iot.create_thing(thingName=name)
     arn = iot.create_keys_and_certificate(setAsActive=True)["certificateArn"]
     assert code_of(lambda: iot.attach_thing_principal(thingName=unique("nothing"), principal=arn)) == (
-        "ResourceNotFoundException")
+        "ResourceNotFoundException"
+    )
     iot.attach_thing_principal(thingName=thing, principal=arn, thingPrincipalType="EXCLUSIVE_THING")
     assert code_of(lambda: iot.attach_thing_principal(thingName=other, principal=arn)) == "InvalidRequestException"
     assert iot.list_thing_principals(thingName=thing)["principals"] == [arn]
     assert iot.list_thing_principals_v2(thingName=thing)["thingPrincipalObjects"] == [
-        {"principal": arn, "thingPrincipalType": "EXCLUSIVE_THING"}]
+        {"principal": arn, "thingPrincipalType": "EXCLUSIVE_THING"}
+    ]
     assert iot.list_principal_things(principal=arn)["things"] == [thing]
     assert iot.list_principal_things_v2(principal=arn)["principalThingObjects"] == [
-        {"thingName": thing, "thingPrincipalType": "EXCLUSIVE_THING"}]
+        {"thingName": thing, "thingPrincipalType": "EXCLUSIVE_THING"}
+    ]
     iot.detach_thing_principal(thingName=thing, principal=arn)
     iot.attach_thing_principal(thingName=thing, principal=arn)
     iot.attach_thing_principal(thingName=other, principal=arn)

@@ -153,16 +153,23 @@ def test_retries_after_failed_up_to_the_budget_and_no_further(
             expect_queued(d, job, attempt + 1)  # the retry: a new QUEUED execution, the new head
             details = iot.describe_job(jobId=job)["job"]
             assert details["status"] == "IN_PROGRESS"  # not COMPLETED while a retry is pending
-            assert (details["jobProcessDetails"]["numberOfQueuedThings"],
-                    details["jobProcessDetails"]["numberOfFailedThings"]) == (1, 0)
+            assert (
+                details["jobProcessDetails"]["numberOfQueuedThings"],
+                details["jobProcessDetails"]["numberOfFailedThings"],
+            ) == (1, 0)
         else:
             expect_idle(d)
     d.assert_no_event(within=0.3)
 
     summaries = iot.list_job_executions_for_thing(thingName=d.thing, jobId=job)["executionSummaries"]
-    assert sorted((s["jobExecutionSummary"]["executionNumber"], s["jobExecutionSummary"]["retryAttempt"],
-                   s["jobExecutionSummary"]["status"]) for s in summaries) == [
-        (1, 0, "FAILED"), (2, 1, "FAILED"), (3, 2, "FAILED")]
+    assert sorted(
+        (
+            s["jobExecutionSummary"]["executionNumber"],
+            s["jobExecutionSummary"]["retryAttempt"],
+            s["jobExecutionSummary"]["status"],
+        )
+        for s in summaries
+    ) == [(1, 0, "FAILED"), (2, 1, "FAILED"), (3, 2, "FAILED")]
     details = iot.describe_job(jobId=job)["job"]
     assert details["status"] == "COMPLETED" and details["jobProcessDetails"]["numberOfFailedThings"] == 1
 
@@ -173,10 +180,15 @@ def test_retries_after_timed_out_and_none_after_rejected(
     svc = fast_service(service_factory)
     iot = svc.iot()
     slow, picky = device(service=svc), device(service=svc)
-    retry = {"criteriaList": [{"failureType": "TIMED_OUT", "numberOfRetries": 1},
-                              {"failureType": "FAILED", "numberOfRetries": 5}]}
-    job = svc.create_job([slow.thing, picky.thing], DOC, timeoutConfig={"inProgressTimeoutInMinutes": 1},
-                         jobExecutionsRetryConfig=retry)
+    retry = {
+        "criteriaList": [
+            {"failureType": "TIMED_OUT", "numberOfRetries": 1},
+            {"failureType": "FAILED", "numberOfRetries": 5},
+        ]
+    }
+    job = svc.create_job(
+        [slow.thing, picky.thing], DOC, timeoutConfig={"inProgressTimeoutInMinutes": 1}, jobExecutionsRetryConfig=retry
+    )
     expect_queued(slow, job)
     expect_queued(picky, job)
 
@@ -192,8 +204,14 @@ def test_retries_after_timed_out_and_none_after_rejected(
 
     def attempts(thing: str) -> list[tuple[int, int, str]]:
         found = iot.list_job_executions_for_thing(thingName=thing, jobId=job)["executionSummaries"]
-        return sorted((s["jobExecutionSummary"]["executionNumber"], s["jobExecutionSummary"]["retryAttempt"],
-                       s["jobExecutionSummary"]["status"]) for s in found)
+        return sorted(
+            (
+                s["jobExecutionSummary"]["executionNumber"],
+                s["jobExecutionSummary"]["retryAttempt"],
+                s["jobExecutionSummary"]["status"],
+            )
+            for s in found
+        )
 
     assert attempts(slow.thing) == [(1, 0, "TIMED_OUT"), (2, 1, "TIMED_OUT")]
     assert attempts(picky.thing) == [(1, 0, "REJECTED")]
@@ -256,8 +274,13 @@ def test_exponential_rollout_rate(service_factory: Factory, device: Callable[...
     for thing in things:
         iot.create_thing(thingName=thing)
     last = device(things[-1], service=svc)
-    rate = {"exponentialRate": {"baseRatePerMinute": 1, "incrementFactor": 2.0,
-                                "rateIncreaseCriteria": {"numberOfNotifiedThings": 1}}}
+    rate = {
+        "exponentialRate": {
+            "baseRatePerMinute": 1,
+            "incrementFactor": 2.0,
+            "rateIncreaseCriteria": {"numberOfNotifiedThings": 1},
+        }
+    }
     job = svc.create_job(things, DOC, jobExecutionsRolloutConfig=rate)
     assert any(j["jobId"] == job and j["isConcurrent"] for j in iot.list_jobs()["jobs"])
     expect_queued(last, job)
@@ -277,8 +300,11 @@ def test_abort_at_its_threshold_leaves_in_progress_executions_alone(
     iot = svc.iot()
     running, succeeding, failing, waiting = (device(service=svc) for _ in range(4))
     every = (running, succeeding, failing, waiting)
-    abort = {"criteriaList": [{"failureType": "FAILED", "action": "CANCEL", "thresholdPercentage": 50,
-                               "minNumberOfExecutedThings": 2}]}
+    abort = {
+        "criteriaList": [
+            {"failureType": "FAILED", "action": "CANCEL", "thresholdPercentage": 50, "minNumberOfExecutedThings": 2}
+        ]
+    }
     job = svc.create_job([d.thing for d in every], DOC, abortConfig=abort)
     for d in every:
         expect_queued(d, job)
@@ -294,7 +320,10 @@ def test_abort_at_its_threshold_leaves_in_progress_executions_alone(
     running.assert_no_event(within=0.3)
     aborted = iot.describe_job(jobId=job)["job"]
     assert (aborted["status"], aborted["comment"], aborted["forceCanceled"]) == (
-        "CANCELED", "Job canceled by abort config", False)
+        "CANCELED",
+        "Job canceled by abort config",
+        False,
+    )
     assert "reasonCode" not in aborted
     assert control_execution(svc, job, waiting.thing)["status"] == "CANCELED"
     assert control_execution(svc, job, running.thing)["status"] == "IN_PROGRESS"
@@ -303,8 +332,12 @@ def test_abort_at_its_threshold_leaves_in_progress_executions_alone(
     running.update(job, "SUCCEEDED")
     expect_idle(running)
     details = iot.describe_job(jobId=job)["job"]["jobProcessDetails"]
-    assert (details["numberOfSucceededThings"], details["numberOfFailedThings"],
-            details["numberOfCanceledThings"], details["numberOfInProgressThings"]) == (2, 1, 1, 0)
+    assert (
+        details["numberOfSucceededThings"],
+        details["numberOfFailedThings"],
+        details["numberOfCanceledThings"],
+        details["numberOfInProgressThings"],
+    ) == (2, 1, 1, 0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -348,12 +381,15 @@ def test_scheduling_config_is_validated_on_the_service_clock(service_factory: Fa
     iot.create_thing(thingName=(thing := unique("sched")))
     now = virtual_now(svc)
     too_soon = {"startTime": utc_minute(now + 10 * 60)}
-    bad_cron = {"startTime": utc_minute(now + 40 * 60),
-                "maintenanceWindows": [{"startTime": "cron(0 0 L * ? *)", "durationInMinutes": 60}]}
+    bad_cron = {
+        "startTime": utc_minute(now + 40 * 60),
+        "maintenanceWindows": [{"startTime": "cron(0 0 L * ? *)", "durationInMinutes": 60}],
+    }
     for schedule in (too_soon, bad_cron, {"startTime": "tomorrow"}):
         try:
-            iot.create_job(jobId=unique("job"), targets=[svc.thing_arn(thing)], document=json.dumps(DOC),
-                           schedulingConfig=schedule)
+            iot.create_job(
+                jobId=unique("job"), targets=[svc.thing_arn(thing)], document=json.dumps(DOC), schedulingConfig=schedule
+            )
         except iot.exceptions.InvalidRequestException:
             continue
         raise AssertionError(f"schedulingConfig {schedule} was accepted")

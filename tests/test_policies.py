@@ -281,8 +281,13 @@ def test_no_policy_lets_a_device_forge_jobs_replies_or_events(ids: Identities) -
     _arn, cert, key = ids.certificate(everything, thing=thing)
     device = ids.connect(cert, key)
     base = f"$aws/things/{thing}/jobs"
-    for topic in (f"{base}/notify", f"{base}/notify-next", f"{base}/get/accepted", f"{base}/j1/update/rejected",
-                  f"$aws/events/job/{thing}/completed"):
+    for topic in (
+        f"{base}/notify",
+        f"{base}/notify-next",
+        f"{base}/get/accepted",
+        f"{base}/j1/update/rejected",
+        f"$aws/events/job/{thing}/completed",
+    ):
         assert device.publish(topic) == NOT_AUTHORIZED, topic
     assert allowed(device.publish(f"{base}/get", b'{"clientToken": "t"}'))
     assert allowed(device.publish(f"anything/{thing}"))

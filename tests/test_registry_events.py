@@ -17,15 +17,25 @@ def _watcher(svc: ServiceProcess, raw_device: Callable[..., RawDevice], tmp_path
     """A device whose policy allows its own jobs topics and receiving every registry event."""
     thing = unique("watcher")
     arn = f"arn:aws:iot:{svc.region}:{svc.account}"
-    cert, key = thing_with_policy(svc, thing, [
-        {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{arn}:client/*"},
-        {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": [
-            f"{arn}:topic/$aws/things/{thing}/jobs/*", f"{arn}:topic/$aws/events/*"]},
-        {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": [
-            f"{arn}:topicfilter/$aws/things/{thing}/jobs/*", f"{arn}:topicfilter/$aws/events/*"]},
-    ], tmp_path)
-    return raw_device(thing, service=svc, cert=cert, key=key,
-                      subscribe=(f"{EVENTS}#", f"$aws/things/{thing}/jobs/#"))
+    cert, key = thing_with_policy(
+        svc,
+        thing,
+        [
+            {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{arn}:client/*"},
+            {
+                "Effect": "Allow",
+                "Action": ["iot:Publish", "iot:Receive"],
+                "Resource": [f"{arn}:topic/$aws/things/{thing}/jobs/*", f"{arn}:topic/$aws/events/*"],
+            },
+            {
+                "Effect": "Allow",
+                "Action": "iot:Subscribe",
+                "Resource": [f"{arn}:topicfilter/$aws/things/{thing}/jobs/*", f"{arn}:topicfilter/$aws/events/*"],
+            },
+        ],
+        tmp_path,
+    )
+    return raw_device(thing, service=svc, cert=cert, key=key, subscribe=(f"{EVENTS}#", f"$aws/things/{thing}/jobs/#"))
 
 
 def _finish(watcher: RawDevice, job: str, status: str, details: dict[str, str] | None = None) -> None:
@@ -43,8 +53,18 @@ def test_job_and_execution_events(
     iot = svc.iot()
     described = iot.describe_event_configurations()
     assert set(described["eventConfigurations"]) == {
-        "THING", "THING_GROUP", "THING_TYPE", "THING_GROUP_MEMBERSHIP", "THING_GROUP_HIERARCHY",
-        "THING_TYPE_ASSOCIATION", "JOB", "JOB_EXECUTION", "POLICY", "CERTIFICATE", "CA_CERTIFICATE"}
+        "THING",
+        "THING_GROUP",
+        "THING_TYPE",
+        "THING_GROUP_MEMBERSHIP",
+        "THING_GROUP_HIERARCHY",
+        "THING_TYPE_ASSOCIATION",
+        "JOB",
+        "JOB_EXECUTION",
+        "POLICY",
+        "CERTIFICATE",
+        "CA_CERTIFICATE",
+    }
     assert all(c == {"Enabled": False} for c in described["eventConfigurations"].values())
     assert "creationDate" not in described
     watcher = _watcher(svc, raw_device, tmp_path)
@@ -66,8 +86,13 @@ def test_job_and_execution_events(
     _finish(watcher, job, "SUCCEEDED", {"step": "done"})
     execution = watcher.expect(f"{EVENTS}jobExecution/{job}/succeeded").json()
     assert {k: v for k, v in execution.items() if k not in ("eventId", "timestamp")} == {
-        "eventType": "JOB_EXECUTION", "operation": "succeeded", "jobId": job, "thingArn": thing_arn,
-        "status": "SUCCEEDED", "statusDetails": {"step": "done"}}
+        "eventType": "JOB_EXECUTION",
+        "operation": "succeeded",
+        "jobId": job,
+        "thingArn": thing_arn,
+        "status": "SUCCEEDED",
+        "statusDetails": {"step": "done"},
+    }
     assert isinstance(execution["eventId"], str) and len(str(execution["timestamp"])) == 10
     completed = watcher.expect(f"{EVENTS}job/{job}/completed").json()
     assert completed["eventType"] == "JOB" and completed["operation"] == "completed"

@@ -47,8 +47,11 @@ def error_of(call: Callable[[], Any]) -> dict[str, Any]:
     with pytest.raises(ClientError) as caught:
         call()
     response: dict[str, Any] = caught.value.response
-    return {"code": response["Error"]["Code"], "message": response["Error"]["Message"],
-            "status": response["ResponseMetadata"]["HTTPStatusCode"]}
+    return {
+        "code": response["Error"]["Code"],
+        "message": response["Error"]["Message"],
+        "status": response["ResponseMetadata"]["HTTPStatusCode"],
+    }
 
 
 def test_a_correctly_signed_request_is_served(service: ServiceProcess) -> None:
@@ -65,7 +68,10 @@ def test_an_unsigned_request_is_refused(service: ServiceProcess) -> None:
 
     unsigned = client(service, config=Config(signature_version=UNSIGNED, retries={"max_attempts": 1}))
     assert error_of(lambda: unsigned.list_things()) == {
-        "code": "MissingAuthenticationTokenException", "message": "Missing Authentication Token", "status": 403}
+        "code": "MissingAuthenticationTokenException",
+        "message": "Missing Authentication Token",
+        "status": 403,
+    }
 
 
 def test_a_raw_unsigned_request_gets_the_error_header(service: ServiceProcess) -> None:
@@ -87,8 +93,11 @@ def test_a_wrong_secret_is_refused(service: ServiceProcess) -> None:
     found = error_of(lambda: wrong.describe_thing(thingName=unique("sig")))
     assert (found["code"], found["status"]) == ("InvalidSignatureException", 403)
     assert found["message"].startswith("The request signature we calculated does not match")
-    found = error_of(lambda: client(service, "iot-jobs-data", aws_secret_access_key="x" * 40).get_pending_job_executions(
-        thingName=unique("sig")))
+    found = error_of(
+        lambda: client(service, "iot-jobs-data", aws_secret_access_key="x" * 40).get_pending_job_executions(
+            thingName=unique("sig")
+        )
+    )
     assert found["code"] == "InvalidSignatureException"
 
 
@@ -115,7 +124,10 @@ def test_clock_skew_of_15_minutes_is_tolerated(service: ServiceProcess, minutes:
         return skewed.replace(tzinfo=None) if remove_tzinfo else skewed
 
     iot = client(service)
-    with mock.patch("botocore.auth.get_current_datetime", clock), mock.patch("botocore.crt.auth.get_current_datetime", clock):
+    with (
+        mock.patch("botocore.auth.get_current_datetime", clock),
+        mock.patch("botocore.crt.auth.get_current_datetime", clock),
+    ):
         if accepted:
             assert "things" in iot.list_things(maxResults=1)
             return

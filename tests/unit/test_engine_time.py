@@ -228,7 +228,9 @@ def test_registry_events_of_timeouts_aborts_and_rollbacks(world: World) -> None:
     assert seen == []
     world.engine.start_next("A", StartNextRequest(step_timeout_minutes=1))
     world.advance(60)  # A times out: executed 1, failed 1 -> the abort cancels B and C
-    operations = [(type(e).__name__, e.operation, getattr(e, "execution", None) and e.execution.thing_name) for e in seen]
+    operations = [
+        (type(e).__name__, e.operation, getattr(e, "execution", None) and e.execution.thing_name) for e in seen
+    ]
     assert sorted(operations, key=str) == sorted(
         [
             ("ExecutionEvent", "timed_out", "A"),

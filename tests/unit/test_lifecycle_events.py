@@ -11,8 +11,14 @@ from iot_jobs_local.jobs.model import Execution, ExecutionStatus
 
 def _execution(status: ExecutionStatus) -> Execution:
     return Execution(
-        job_id="J", thing_name="T", execution_number=1, status=status, queued_at=1.0, last_updated_at=2.0,
-        version_number=2, seq=1,
+        job_id="J",
+        thing_name="T",
+        execution_number=1,
+        status=status,
+        queued_at=1.0,
+        last_updated_at=2.0,
+        version_number=2,
+        seq=1,
     )
 
 
