@@ -13,7 +13,9 @@ starts its own Mosquitto), and ``empty_http_server.py`` once per baseline.
     ``raw`` answers ``{}`` (what the client alone costs), ``ceiling`` answers each operation with a
     body like the service's (what the client costs parsing real answers: the best rate any server
     could reach; the report gives the service's rate as a share of it), and with ``--aiohttp`` an
-    empty aiohttp handler (the web framework the service used until 7942d4f). Also reported: CPU
+    empty aiohttp handler (the web framework the service used until 7942d4f); with ``--ministack
+    COMMAND``, MiniStack itself, the emulator the targets cite (``pip install ministack`` into a
+    virtual environment of its own, then ``--ministack VENV/bin/ministack``). Also reported: CPU
     milliseconds per request of the server process and of this (client) process, from /proc.
 (b) A SNAPSHOT job on a thing group of 10,000 things, on a fresh service holding only those things:
     the CreateJob call's latency; the time from the call until DescribeJob reports every thing
@@ -41,6 +43,7 @@ import itertools
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -103,13 +106,17 @@ def memory_kib(pid: int) -> dict[str, int]:
 
 
 class Child:
-    """A child process whose output goes to ``log``; ``start`` returns once it printed ``ready``."""
+    """A child process whose output goes to ``log``; ``start`` returns once it printed a line
+    starting with ``ready``, or (``ready`` None) once ``port`` on 127.0.0.1 accepts connections."""
 
-    def __init__(self, command: list[str], log: Path, ready: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, command: list[str], log: Path, ready: str | None, env: dict[str, str] | None = None, port: int = 0
+    ) -> None:
         self.command = command
         self._env = env or {}
         self.log = log
         self._ready = ready
+        self._port = port
         self.process: subprocess.Popen[str] | None = None
 
     @property
@@ -136,11 +143,21 @@ class Child:
                 for line in process.stdout:
                     log.write(line)
                     log.flush()
-                    if line.startswith(self._ready):
+                    if self._ready is not None and line.startswith(self._ready):
                         ready.set()
             ready.set()
 
+        def listening() -> None:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and process.poll() is None:
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self._port), 0.5):
+                    ready.set()
+                    return
+                time.sleep(0.05)
+
         threading.Thread(target=copy, daemon=True).start()
+        if self._ready is None:
+            threading.Thread(target=listening, daemon=True).start()
         if not ready.wait(timeout) or process.poll() is not None:
             self.stop()
             raise RuntimeError(f"{self.command[:3]} did not start:\n{self.log.read_text(errors='replace')[-3000:]}")
@@ -196,6 +213,20 @@ def empty_server(directory: Path, kind: str) -> Iterator[tuple[str, Child]]:
     port = free_port()
     command = [sys.executable, str(HERE / "empty_http_server.py"), "--port", str(port), "--kind", kind]
     child = Child(command, directory / f"empty-{kind}.log", "ready")
+    try:
+        child.start()
+        yield f"http://127.0.0.1:{port}", child
+    finally:
+        child.stop()
+
+
+@contextlib.contextmanager
+def ministack_server(directory: Path, command: str) -> Iterator[tuple[str, Child]]:
+    """MiniStack (``pip install ministack``, best in a virtual environment of its own), the emulator
+    whose figures the targets cite, on a free port and with our account id in its ARNs."""
+    port = free_port()
+    env = {"GATEWAY_PORT": str(port), "MINISTACK_ACCOUNT_ID": ACCOUNT, "LOG_LEVEL": "WARNING"}
+    child = Child([command], directory / "ministack.log", None, env, port)
     try:
         child.start()
         yield f"http://127.0.0.1:{port}", child
@@ -678,6 +709,9 @@ def main() -> int:
     )
     parser.add_argument("--only", choices=("rates", "service-rates", "fan-out"), help="run one part")
     parser.add_argument("--aiohttp", action="store_true", help="also measure an empty aiohttp server")
+    parser.add_argument(
+        "--ministack", metavar="COMMAND", help="also measure MiniStack, started by this command (its ministack script)"
+    )
     args = parser.parse_args()
     seconds = args.seconds or (1.0 if args.quick else 3.0)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -706,6 +740,9 @@ def main() -> int:
                 for kind in kinds:
                     endpoint, child = stack.enter_context(empty_server(root, kind))
                     targets.append(prepare(f"empty {kind}", endpoint, credentials, child.pid, counter))
+            if args.ministack is not None:
+                endpoint, child = stack.enter_context(ministack_server(root, args.ministack))
+                targets.append(prepare("MiniStack", endpoint, credentials, child.pid, counter))
             results = rates(targets, seconds, rounds, counter)
             if args.profile is not None:
                 profile(targets[0], args.profile, seconds, counter)
