@@ -162,7 +162,6 @@ class HttpProtocol(asyncio.Protocol):
         self._url = b""
         self._head_size = 0
         self._header_pairs: list[tuple[bytes, bytes]] = []
-        self._expect: bytes | None = None
         self._body: list[bytes] = []
         self._body_size = 0
         self._refusal: Reply | None = None

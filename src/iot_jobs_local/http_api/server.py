@@ -94,15 +94,13 @@ class HttpApi:
         request_id = random_uuid()
         path, _, raw_query = request.target.partition("?")
         body = request.body
-        if self._verifier is None:
-            service = self._service(request)
-        else:
-            try:
-                caller = self._verifier.verify(request.method, path, raw_query, request.headers.values, body)
-            except AuthFailure as exc:
-                return self._error(self._service(request), request_id, exc.code, exc.message, 403)
-            service = self._named(caller.service)
+        service = self._services["iot"]  # until the request says which
         try:
+            if self._verifier is None:
+                service = self._service(request)
+            else:
+                caller = self._verifier.verify(request.method, path, raw_query, request.headers.values, body)
+                service = self._named(caller.service)  # the credential scope, already parsed
             query = request.query() if raw_query else {}
             found = match(service.routes, request.method, path, query)
             if found is None:
@@ -120,6 +118,8 @@ class HttpApi:
             headers = request.headers.lower_items() if route.reads_headers else {}
             params = parse_input(route, labels, query, headers, body)
             result = handler(self._engine, params)
+        except AuthFailure as exc:
+            return self._error(self._service(request), request_id, exc.code, exc.message, 403)
         except IdentityError as exc:
             return self._error(service, request_id, exc.code, exc.message, 400, exc.extra or None)
         except BadRequest as exc:

@@ -89,7 +89,11 @@ def _check(shape: Shape, value: Any, path: str, problems: list[str]) -> None:
     messages are only built for a failure."""
     broken = _violation(shape, value, path, problems)
     if broken is not None:
-        problems.append(f"Value '{_shown(value)}' at '{path}' failed to satisfy constraint: Member must {broken}")
+        problems.append(_problem(value, path, broken))
+
+
+def _problem(value: Any, path: str, constraint: str) -> str:
+    return f"Value '{_shown(value)}' at '{path}' failed to satisfy constraint: Member must {constraint}"
 
 
 def _violation(shape: Shape, value: Any, path: str, problems: list[str]) -> str | None:
@@ -122,7 +126,7 @@ def _violation(shape: Shape, value: Any, path: str, problems: list[str]) -> str 
             return "be a list"
         broken = _size(meta, len(value), "have size")
         if broken is not None:
-            problems.append(f"Value '{_shown(value)}' at '{path}' failed to satisfy constraint: Member must {broken}")
+            problems.append(_problem(value, path, broken))
         for index, item in enumerate(value):
             _check(shape.member, item, f"{path}.{index + 1}.member", problems)
     elif isinstance(shape, MapShape):
@@ -130,7 +134,7 @@ def _violation(shape: Shape, value: Any, path: str, problems: list[str]) -> str 
             return "be a map"
         broken = _size(meta, len(value), "have size")
         if broken is not None:
-            problems.append(f"Value '{_shown(value)}' at '{path}' failed to satisfy constraint: Member must {broken}")
+            problems.append(_problem(value, path, broken))
         for key, item in value.items():
             _check(shape.key, key, f"{path}.{key}.key", problems)
             _check(shape.value, item, f"{path}.{key}.value", problems)
