@@ -1,7 +1,7 @@
 """Every bound the service models declare, checked over the wire: for each operation the service
 implements, each member with a ``max`` (string length, list size, integer value) is sent one past
-it, and each string member with a ``pattern`` is sent a value outside it, through boto3, which
-checks only minimums itself. Each must come back as AWS answers it: ``InvalidRequestException``,
+it, each string member with a ``pattern`` or an ``enum`` is sent a value outside it, through
+boto3, which checks only minimums itself. Each must come back as AWS answers it: ``InvalidRequestException``,
 HTTP 400, naming the member in a validation message.
 
 The other members get the smallest values boto3 accepts; they may break constraints of their own
@@ -93,7 +93,11 @@ def cases(service_name: str, operations: list[str]) -> Iterator[Any]:
         if shape is None:
             continue
         for member, member_shape in shape.members.items():
-            for kind, value in (("max", one_past(member_shape)), ("pattern", outside_pattern(member_shape))):
+            for kind, value in (
+                ("max", one_past(member_shape)),
+                ("pattern", outside_pattern(member_shape)),
+                ("enum", "NOT_ONE_OF_THEM" if "enum" in member_shape.metadata else None),
+            ):
                 if value is not None:
                     yield pytest.param(service_name, name, member, value, id=f"{service_name}:{name}.{member}:{kind}")
 
