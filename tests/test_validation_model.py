@@ -1,12 +1,12 @@
 """Every bound the service models declare, checked over the wire: for each operation the service
 implements, each member with a ``max`` (string length, list size, integer value) is sent one past
-it, each string member with a ``pattern`` or an ``enum`` is sent a value outside it, through
-boto3, which checks only minimums itself. Each must come back as AWS answers it: ``InvalidRequestException``,
-HTTP 400, naming the member in a validation message.
+it, and each string member with a ``pattern`` or an ``enum`` a value outside it, through boto3,
+which checks only minimums itself. Each must come back as AWS answers it:
+``InvalidRequestException``, HTTP 400, naming the member in a validation message.
 
 The other members get the smallest values boto3 accepts; they may break constraints of their own
 (patterns, enums), which the same message then lists too: what is asserted is that the member under
-test is among the problems, and that nothing was done.
+test is among the problems.
 """
 
 from __future__ import annotations
