@@ -1,5 +1,8 @@
 """The service's window on Mosquitto: its log, read over MQTT, and the means to act on it.
 
+It uses the service's own MQTT connections (``mqtt_link``) to the password-protected loopback
+listener: one that follows the log, and short-lived ones that take a client id over.
+
 Mosquitto 2.0.11 has no hook (short of a C plugin) that could refuse a CONNECT because of its
 client id: the ACL file speaks topics only. It does publish its log on ``$SYS/broker/log/<level>``
 (``log_dest topic``), including ``New client connected from <addr> as <client id> (..., u'<CN>')``.
@@ -26,13 +29,17 @@ import logging
 import re
 from collections.abc import Callable
 
-import aiomqtt
-
+from . import mqtt_codec as codec
 from .broker import SERVICE_USER
+from .mqtt_link import RETRY_FIRST_S, RETRY_MAX_S, Connection, LinkError, close, keep_alive, open_connection
 
 log = logging.getLogger(__name__)
 
 LOG_FILTER = "$SYS/broker/log/#"
+WATCH_CLIENT_ID = "iot-jobs-local-watch"
+KEEPALIVE_S = 60
+#: How long a take-over connection (``kick``) may take before it is given up.
+TAKE_OVER_TIMEOUT_S = 5.0
 #: A topic nobody subscribes to: a QoS 1 PUBLISH there is a round trip through the broker's loop.
 BARRIER_TOPIC = "$aws/iot-jobs-local/barrier"
 
@@ -59,6 +66,10 @@ RESERVED_CLIENT_ID_PREFIXES = ("iot-jobs-local-", "$")
 _RELOADING = "Reloading config."
 
 
+def _ignore(topic: str, payload: bytes) -> None:
+    """A take-over connection subscribes to nothing."""
+
+
 class BrokerWatch:
     """``may_connect(cn, client_id)`` decides iot:Connect; ``on_client(cn)`` hears of every
     connect and disconnect of a device certificate."""
@@ -76,7 +87,7 @@ class BrokerWatch:
         self._device_port = device_port
         self._may_connect = may_connect
         self._on_client = on_client
-        self._client: aiomqtt.Client | None = None
+        self._connection: Connection | None = None
         self._pending: dict[str, int] = {}
         self._reloaded = asyncio.Event()
         self._kicks: set[asyncio.Task[None]] = set()
@@ -96,29 +107,35 @@ class BrokerWatch:
     # the log feed ------------------------------------------------------------------------------
     async def run(self) -> None:
         """Follow the broker's log until cancelled, reconnecting if the broker goes away."""
+        delay = RETRY_FIRST_S
         while True:
             try:
-                async with aiomqtt.Client(
-                    "127.0.0.1",
-                    self._port,
-                    username=SERVICE_USER,
-                    password=self._password,
-                    identifier="iot-jobs-local-watch",
-                    protocol=aiomqtt.ProtocolVersion.V5,
-                    keepalive=60,
-                ) as client:
-                    await client.subscribe(LOG_FILTER, qos=0)
-                    self._client = client
-                    self.ready.set()
-                    async for message in client.messages:
-                        self.handle_line(bytes(message.payload).decode(errors="replace"))
-            except aiomqtt.MqttError as exc:
-                log.warning("broker log feed lost (%s); reconnecting", exc)
-            finally:
-                self._client = None
-                self.ready.clear()
-                self.live.clear()  # a restarted broker has no clients; what we missed is unknown
-            await asyncio.sleep(0.2)  # back-off before reconnecting to a restarting broker
+                await self._follow_once()
+                delay = RETRY_FIRST_S
+            except (OSError, LinkError, asyncio.TimeoutError) as exc:
+                log.warning("broker log feed: %s; retrying in %.1f s", exc or type(exc), delay)
+                await asyncio.sleep(delay)  # back-off before reconnecting to a restarting broker
+                delay = min(delay * 2, RETRY_MAX_S)
+
+    async def _follow_once(self) -> None:
+        transport, connection = await open_connection(
+            self._port, WATCH_CLIENT_ID, self._password, KEEPALIVE_S, self._on_log, [(LOG_FILTER, 0)]
+        )
+        pinger = asyncio.create_task(keep_alive(connection, KEEPALIVE_S), name="broker-watch-keepalive")
+        try:
+            self._connection = connection
+            self.ready.set()
+            await connection.closed
+            log.warning("broker log feed lost; reconnecting")
+        finally:
+            self._connection = None
+            self.ready.clear()
+            self.live.clear()  # a restarted broker has no clients; what we missed is unknown
+            pinger.cancel()
+            close(transport, connection)
+
+    def _on_log(self, topic: str, payload: bytes) -> None:
+        self.handle_line(payload.decode(errors="replace"))
 
     def handle_line(self, line: str) -> None:
         line = _STAMP.sub("", line.strip("\r\n "))
@@ -164,35 +181,32 @@ class BrokerWatch:
         task.add_done_callback(self._kicks.discard)
 
     async def _take_over(self, client_id: str) -> None:
+        """Connect with ``client_id`` (Mosquitto drops the connection that held it), then leave."""
         try:
-            async with aiomqtt.Client(
-                "127.0.0.1",
-                self._port,
-                username=SERVICE_USER,
-                password=self._password,
-                identifier=client_id,
-                protocol=aiomqtt.ProtocolVersion.V5,
-                clean_start=True,
-                timeout=5,
-            ):
-                pass
-        except aiomqtt.MqttError as exc:
-            log.warning("could not disconnect client %r: %s", client_id, exc)
+            transport, connection = await asyncio.wait_for(
+                open_connection(self._port, client_id, self._password, KEEPALIVE_S, _ignore), TAKE_OVER_TIMEOUT_S
+            )
+        except (OSError, LinkError, asyncio.TimeoutError) as exc:
+            log.warning("could not disconnect client %r: %s", client_id, exc or type(exc))
+            return
+        close(transport, connection)
 
     async def reload(self, send_signal: Callable[[], None], timeout: float = 5.0) -> bool:
         """Send SIGHUP and return once Mosquitto has finished reloading (False if unconfirmed)."""
         self._reloaded.clear()
         send_signal()
-        client = self._client
-        if client is None:
+        connection = self._connection
+        if connection is None:
             return False
         try:
             # Mosquitto blocks signals while it waits for socket events (up to 100 ms): a packet
             # wakes it, and the SIGHUP is handled on the way out.
-            await client.publish(BARRIER_TOPIC, b"", qos=0)
+            connection.write(codec.publish(BARRIER_TOPIC, b""))
             await asyncio.wait_for(self._reloaded.wait(), timeout)
-            await asyncio.wait_for(client.publish(BARRIER_TOPIC, b"", qos=1), timeout)
-        except (asyncio.TimeoutError, aiomqtt.MqttError) as exc:
+            packet_id, acked = connection.expect_ack()
+            connection.write(codec.publish(BARRIER_TOPIC, b"", 1, packet_id))
+            await asyncio.wait_for(acked, timeout)
+        except (asyncio.TimeoutError, LinkError) as exc:
             log.warning("could not confirm that the broker reloaded its ACL and CRL: %r", exc)
             return False
         return True

@@ -1,4 +1,6 @@
-"""The service's own MQTT connection: receive every device request, publish replies and events.
+"""The service's own MQTT connections to the broker: the link that receives every device request
+and publishes replies and events, and the connect/subscribe/keepalive it shares with the broker
+watch (``broker_watch``).
 
 An asyncio protocol speaking MQTT 3.1.1 (``mqtt_codec``) to the broker's loopback service
 listener. Requests are answered inside ``data_received``, all replies to one read in one write:
@@ -50,6 +52,10 @@ RETRY_FIRST_S, RETRY_MAX_S = 0.2, 2.0
 EVENT_BATCH = 256
 
 
+#: What a connection does with each PUBLISH it receives (topic, payload): bytes to write back, if any.
+Answer = Callable[[str, bytes], "bytes | None"]
+
+
 class LinkError(Exception):
     """The broker refused or dropped the service's connection."""
 
@@ -58,10 +64,11 @@ def _encode(message: Outgoing) -> bytes:
     return json.dumps(message.payload, separators=(",", ":")).encode()
 
 
-class _Connection(asyncio.Protocol):
-    """One connection to the broker: answers requests as they arrive, tracks what awaits an ACK."""
+class Connection(asyncio.Protocol):
+    """One connection to the broker's service listener: hands each incoming PUBLISH to ``answer``
+    (whose bytes, if any, are written back in the same write), tracks what awaits an ACK."""
 
-    def __init__(self, answer: Callable[[str, bytes], bytes | None]) -> None:
+    def __init__(self, answer: Answer) -> None:
         self._answer = answer
         self._decoder = codec.Decoder()
         self._transport: asyncio.Transport | None = None
@@ -165,6 +172,50 @@ class _Connection(asyncio.Protocol):
             self._transport.close()
 
 
+async def open_connection(
+    port: int, client_id: str, password: str, keepalive: int, answer: Answer, filters: Sequence[tuple[str, int]] = ()
+) -> tuple[asyncio.BaseTransport, Connection]:
+    """Connect to the broker's service listener as ``client_id`` (clean session) and subscribe to
+    ``filters``; raises :class:`LinkError` if the broker refuses either."""
+    loop = asyncio.get_running_loop()
+    transport, connection = await asyncio.wait_for(
+        loop.create_connection(lambda: Connection(answer), "127.0.0.1", port), HANDSHAKE_TIMEOUT_S
+    )
+    try:
+        connection.write(codec.connect(client_id, username=SERVICE_USER, password=password, keepalive=keepalive))
+        code = codec.connack_code(await asyncio.wait_for(connection.connack, HANDSHAKE_TIMEOUT_S))
+        if code:
+            raise LinkError(f"broker refused the connection: {codec.CONNACK_CODES.get(code, code)}")
+        if filters:
+            packet_id, subscribed = connection.expect_ack()
+            connection.write(codec.subscribe(packet_id, list(filters)))
+            granted = codec.suback_codes(await asyncio.wait_for(subscribed, HANDSHAKE_TIMEOUT_S))
+            if 0x80 in granted:
+                raise LinkError(f"broker refused the subscription to {[f for f, _ in filters]}")
+    except BaseException:
+        transport.close()
+        raise
+    return transport, connection
+
+
+def close(transport: asyncio.BaseTransport, connection: Connection) -> None:
+    """DISCONNECT (so the broker does not log a lost connection), then close."""
+    if connection.is_open:
+        connection.write(codec.DISCONNECT_PACKET)
+    transport.close()
+
+
+async def keep_alive(connection: Connection, keepalive: int) -> None:
+    """PINGREQ at half the keepalive; a broker silent for a whole keepalive is taken for dead."""
+    while connection.is_open:
+        await asyncio.sleep(keepalive / 2)
+        if time.monotonic() - connection.last_heard > keepalive:
+            log.warning("the broker has not answered for %d s", keepalive)
+            connection.close()
+            return
+        connection.write(codec.PINGREQ_PACKET)
+
+
 class ServiceLink:
     """``event_qos`` and ``keepalive`` default to the module's constants (tests vary them)."""
 
@@ -177,7 +228,7 @@ class ServiceLink:
         self._event_qos = event_qos
         self._keepalive = keepalive
         self._changes: asyncio.Queue[Sequence[PendingChange | LifecycleEvent]] = asyncio.Queue()
-        self._connection: _Connection | None = None
+        self._connection: Connection | None = None
         self.ready = asyncio.Event()
         self._loop = asyncio.get_running_loop()
 
@@ -215,26 +266,15 @@ class ServiceLink:
 
     async def _serve_once(self) -> None:
         """One connection, from CONNECT until the broker goes away (returns) or we are cancelled."""
-        loop = asyncio.get_running_loop()
-        transport, connection = await asyncio.wait_for(
-            loop.create_connection(lambda: _Connection(self._answer), "127.0.0.1", self._port), HANDSHAKE_TIMEOUT_S
+        filters = [(f, REQUEST_QOS) for f in REQUEST_FILTERS]
+        transport, connection = await open_connection(
+            self._port, CLIENT_ID, self._password, self._keepalive, self._answer, filters
         )
         pinger: asyncio.Task[None] | None = None
         try:
-            connection.write(
-                codec.connect(CLIENT_ID, username=SERVICE_USER, password=self._password, keepalive=self._keepalive)
-            )
-            code = codec.connack_code(await asyncio.wait_for(connection.connack, HANDSHAKE_TIMEOUT_S))
-            if code:
-                raise LinkError(f"broker refused the connection: {codec.CONNACK_CODES.get(code, code)}")
-            packet_id, subscribed = connection.expect_ack()
-            connection.write(codec.subscribe(packet_id, [(f, REQUEST_QOS) for f in REQUEST_FILTERS]))
-            granted = codec.suback_codes(await asyncio.wait_for(subscribed, HANDSHAKE_TIMEOUT_S))
-            if 0x80 in granted:
-                raise LinkError("broker refused the request subscription")
             self._connection = connection
             self.ready.set()
-            pinger = asyncio.create_task(self._ping(connection), name="mqtt-keepalive")
+            pinger = asyncio.create_task(keep_alive(connection, self._keepalive), name="mqtt-keepalive")
             await connection.closed
             log.warning("service connection to the broker lost; reconnecting")
         finally:
@@ -242,19 +282,7 @@ class ServiceLink:
             self._connection = None
             if pinger is not None:
                 pinger.cancel()
-            if connection.is_open:
-                connection.write(codec.DISCONNECT_PACKET)
-            transport.close()
-
-    async def _ping(self, connection: _Connection) -> None:
-        """PINGREQ at half the keepalive; a broker silent for a whole keepalive is taken for dead."""
-        while connection.is_open:
-            await asyncio.sleep(self._keepalive / 2)
-            if time.monotonic() - connection.last_heard > self._keepalive:
-                log.warning("the broker has not answered for %d s", self._keepalive)
-                connection.close()
-                return
-            connection.write(codec.PINGREQ_PACKET)
+            close(transport, connection)
 
     async def _publish_events(self) -> None:
         """Publish each batch's events in order, yielding to requests every ``EVENT_BATCH`` events."""
