@@ -1,8 +1,10 @@
-"""The service's own MQTT connection (``mqtt_link``) against a real Mosquitto, in process.
+"""The service's own MQTT connections (``mqtt_link``, ``broker_watch``) against a real Mosquitto,
+in process.
 
 The whole-service tests cover the default settings end to end; these cover what they cannot
 reach: events at QoS 1 with more in flight than the PUBACK window, the keepalive ping, and the
-link finding the broker again after it was stopped and started on the same port.
+link and the broker watch finding the broker again after it was stopped and started on the same
+port (the watch still refusing client ids and confirming reloads afterwards).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -23,6 +26,7 @@ from typing import Any
 import pytest
 
 from iot_jobs_local.broker import SERVICE_USER, free_port, password_line
+from iot_jobs_local.broker_watch import BrokerWatch
 from iot_jobs_local.clock import Clock
 from iot_jobs_local.engine import Engine, Identity
 from iot_jobs_local.mqtt_api import MqttApi
@@ -40,13 +44,18 @@ class Mosquitto:
 
     def __init__(self, directory: Path) -> None:
         self.port = free_port()
+        #: A second listener, standing in for the device port, and the log on $SYS topics too.
+        self.device_port = free_port()
         self.log: queue.Queue[str] = queue.Queue()
         self._conf = directory / "mosquitto.conf"
         (directory / "passwd").write_text(password_line(SERVICE_USER, PASSWORD) + "\n")
         (directory / "passwd").chmod(0o600)
+        listeners = "".join(
+            f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {directory / 'passwd'}\n"
+            for port in (self.port, self.device_port)
+        )
         self._conf.write_text(
-            f"per_listener_settings true\nlistener {self.port} 127.0.0.1\nallow_anonymous false\n"
-            f"password_file {directory / 'passwd'}\nlog_dest stderr\nlog_type all\n"
+            f"per_listener_settings true\n{listeners}log_dest stderr\nlog_dest topic\nlog_type all\n"
             + ("user root\n" if _is_root() else "")
         )
         self._process: subprocess.Popen[str] | None = None
@@ -60,6 +69,10 @@ class Mosquitto:
         threading.Thread(target=lambda: [self.log.put(line) for line in stream], daemon=True).start()
         self.wait_for_log(f"Opening ipv4 listen socket on port {self.port}")
         self.wait_for_log(" running")  # "mosquitto version X running": the listeners accept connections
+
+    def reload(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGHUP)
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -215,3 +228,69 @@ def test_link_comes_back_after_the_broker_restarts(tmp_path: Path) -> None:
 
     with _broker(tmp_path) as broker:
         asyncio.run(scenario(broker))
+
+
+class Device:
+    """A paho client on the device listener; ``gone`` is set when the broker drops it."""
+
+    def __init__(self, port: int, client_id: str) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        connected, self.gone = threading.Event(), threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        self.client.username_pw_set(SERVICE_USER, PASSWORD)
+        self.client.on_connect = lambda *_: connected.set()
+        self.client.on_disconnect = lambda *_: self.gone.set()
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert connected.wait(TIMEOUT), f"{client_id} never connected"
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def test_broker_watch_refuses_client_ids_and_confirms_reloads_across_a_broker_restart(tmp_path: Path) -> None:
+    heard: list[str] = []
+
+    async def until(condition: Any) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while not condition():
+            assert time.monotonic() < deadline, "condition never held"
+            await asyncio.sleep(0.01)
+
+    async def refused_and_allowed(watch: BrokerWatch, round_: int) -> None:
+        allowed = await asyncio.to_thread(Device, broker.device_port, f"allowed-{round_}")
+        refused = await asyncio.to_thread(Device, broker.device_port, f"refused-{round_}")
+        try:
+            assert await asyncio.to_thread(refused.gone.wait, TIMEOUT), "the refused client id stayed connected"
+            await until(lambda: f"allowed-{round_}" in watch.live)
+            assert not allowed.gone.is_set() and watch.live[f"allowed-{round_}"] == SERVICE_USER
+        finally:
+            allowed.close()
+            refused.close()
+
+    async def scenario() -> None:
+        watch = BrokerWatch(
+            broker.port, PASSWORD, broker.device_port, lambda _cn, client_id: "refused" not in client_id, heard.append
+        )
+        task = asyncio.create_task(watch.run())
+        try:
+            await asyncio.wait_for(watch.ready.wait(), TIMEOUT)
+            await refused_and_allowed(watch, 1)
+            assert await watch.reload(broker.reload)
+            broker.stop()
+            await until(lambda: not watch.ready.is_set())
+            await asyncio.to_thread(broker.start)  # same ports
+            await asyncio.wait_for(watch.ready.wait(), TIMEOUT)
+            await refused_and_allowed(watch, 2)
+            assert await watch.reload(broker.reload)
+            assert heard.count(SERVICE_USER) >= 4  # every connect and disconnect of a device was heard
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await watch.close()
+
+    with _broker(tmp_path) as broker:
+        asyncio.run(scenario())
