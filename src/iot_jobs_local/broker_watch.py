@@ -31,13 +31,21 @@ from collections.abc import Callable
 
 from . import mqtt_codec as codec
 from .broker import SERVICE_USER
-from .mqtt_link import RETRY_FIRST_S, RETRY_MAX_S, Connection, LinkError, close, keep_alive, open_connection
+from .mqtt_link import (
+    KEEPALIVE_S,
+    RETRY_FIRST_S,
+    RETRY_MAX_S,
+    Connection,
+    LinkError,
+    close,
+    keep_alive,
+    open_connection,
+)
 
 log = logging.getLogger(__name__)
 
 LOG_FILTER = "$SYS/broker/log/#"
 WATCH_CLIENT_ID = "iot-jobs-local-watch"
-KEEPALIVE_S = 60
 #: How long a take-over connection (``kick``) may take before it is given up.
 TAKE_OVER_TIMEOUT_S = 5.0
 #: A topic nobody subscribes to: a QoS 1 PUBLISH there is a round trip through the broker's loop.

@@ -11,17 +11,27 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..jobs import configs, lifecycle_events, transitions
 from ..jobs.errors import ResourceNotFound
 from ..jobs.lifecycle_events import JobEvent, LifecycleEvent
-from ..jobs.model import Execution, Job, Thing
+from ..jobs.model import Execution, ExecutionStatus, Job, Thing
 from ..store import Store
 
 #: AWS documents that GetPendingJobExecutions and notify list at most 10 pending executions.
 #: UNCONFIRMED: how the cap is split; we keep IN_PROGRESS first, then QUEUED, 10 in all.
 MAX_PENDING_LISTED = 10
+
+
+class JobView(NamedTuple):
+    """What DescribeJob shows of a job."""
+
+    job: Job
+    #: How many things' latest execution of the job is in each status.
+    counts: Mapping[ExecutionStatus, int]
+    #: The targets whose things still wait for their rollout (``processingTargets``).
+    processing: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -81,7 +91,7 @@ class EngineCore:
         self._listeners: list[Listener] = []
         self._deadline_listeners: list[DeadlineListener] = []
         self._lifecycle_listeners: list[LifecycleListener] = []
-        self._job_views: dict[str, Any] = {}  # JobOps.job_view's memo
+        self._job_views: dict[str, tuple[int, JobView]] = {}  # JobOps.job_view's memo, by store changes
         self._job_events: list[JobEvent] = []
         self._event_settings = store.event_configurations()[0]
         store.after_commit(self._flush_lifecycle, on_rollback=self._job_events.clear)

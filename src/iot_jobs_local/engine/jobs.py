@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..jobs import configs, creation, rollout, transitions
 from ..jobs.errors import InvalidRequest, ResourceAlreadyExists, ResourceNotFound
 from ..jobs.model import ExecutionStatus, Job, JobStatus, TargetSelection
 from ..store import Cursor, Page
-from .core import PendingChange
+from .core import JobView, PendingChange
 from .rollout import RolloutOps
 
 #: Jobs whose DescribeJob view is remembered (between two writes).
 _JOB_VIEWS = 64
 
 
-class JobView(NamedTuple):
-    job: Job
-    #: How many things' latest execution of the job is in each status.
-    counts: Mapping[ExecutionStatus, int]
-    #: The targets whose things still wait for their rollout (``processingTargets``).
-    processing: tuple[str, ...]
-
-
 class JobOps(RolloutOps):
-    _job_views: dict[str, tuple[int, JobView]]
-
     def create_job(
         self,
         job_id: str,

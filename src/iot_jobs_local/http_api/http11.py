@@ -200,15 +200,13 @@ class HttpProtocol(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         # Called for every header of every request: as little as possible here.
         self._header_pairs.append((name, value))
-        self._head_size += len(name) + len(value)
-        if self._head_size > MAX_HEAD and self._refusal is None:
-            self._refusal = _plain(431, "Request header fields too large")
-            self._header_pairs.clear()
+        self._count_head(len(name) + len(value))
 
     def _count_head(self, size: int) -> None:
         self._head_size += size
         if self._head_size > MAX_HEAD and self._refusal is None:
             self._refusal = _plain(431, "Request header fields too large")
+            self._header_pairs.clear()  # nothing more is kept of a refused request
 
     def on_headers_complete(self) -> None:
         if self._refusal is not None:
