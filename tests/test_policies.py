@@ -476,7 +476,7 @@ def test_provision_while_the_service_is_stopped(service_factory: Callable[[], Se
 def test_certificates_issued_by_an_older_version_keep_working(tmp_path: Path) -> None:
     """Older versions issued EC certificates with CN = thing name and kept no certificate records:
     the service registers them at start, attached to their thing with the default policy."""
-    from iot_jobs_local import pki
+    from iot_jobs_local.identity import pki
     from iot_jobs_local.state_dir import StateDir
 
     state = StateDir(tmp_path / "state")

@@ -300,7 +300,7 @@ def test_startup_failures_fail_fast_and_say_why(service: Any, tmp_path: Path, ch
         args[args.index("--port") + 1] = str(free_port())
     elif change == "wrong-ca":
         args[args.index("--ca_file") + 1] = str(tmp_path / "other-ca.crt")
-        from iot_jobs_local import pki
+        from iot_jobs_local.identity import pki
 
         (tmp_path / "other-ca.crt").write_bytes(pki.new_ca("someone else").certificate_pem)
     elif change == "no-ca":

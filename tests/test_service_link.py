@@ -25,12 +25,13 @@ from typing import Any
 
 import pytest
 
-from iot_jobs_local.broker import SERVICE_USER, free_port, password_line
-from iot_jobs_local.broker_watch import BrokerWatch
+from iot_jobs_local.broker.process import free_port, password_line
+from iot_jobs_local.broker.watch import BrokerWatch
 from iot_jobs_local.clock import Clock
 from iot_jobs_local.engine import Engine, Identity
-from iot_jobs_local.mqtt_api import MqttApi
-from iot_jobs_local.mqtt_link import CLIENT_ID, EVENT_WINDOW, ServiceLink
+from iot_jobs_local.mqtt.connection import SERVICE_USER
+from iot_jobs_local.mqtt.device_api import MqttApi
+from iot_jobs_local.mqtt.link import CLIENT_ID, EVENT_WINDOW, ServiceLink
 from iot_jobs_local.store import Store
 
 pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None, reason="needs mosquitto on PATH")

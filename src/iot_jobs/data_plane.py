@@ -1,13 +1,12 @@
-"""The device data plane: MQTT5 via ``awsiot.mqtt5_client_builder`` and ``IotJobsClientV2``.
+"""The device data plane: ``IotJobsClientV2`` and its two event streams on the connection that
+``connection`` builds.
 
-The only module that imports awsiot/awscrt. Callbacks arrive on CRT threads; they are handed to
+With ``connection``, the only module that imports awsiot/awscrt. Callbacks arrive on CRT threads; they are handed to
 the caller's ``on_event`` / ``on_status`` functions, which must be thread-safe.
 """
 
 from __future__ import annotations
 
-import socket
-import ssl
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -15,9 +14,10 @@ from types import TracebackType
 from typing import Any
 
 import awsiot
-from awscrt import http, mqtt5, mqtt_request_response
-from awsiot import iotjobs, mqtt5_client_builder
+from awscrt import mqtt5, mqtt_request_response
+from awsiot import iotjobs
 
+from . import connection
 from .errors import IotJobsError
 from .settings import Settings
 
@@ -25,56 +25,6 @@ EventSink = Callable[[str, Any], None]
 StatusSink = Callable[[str], None]
 
 _STREAMS = ("JobExecutionsChanged", "NextJobExecutionChanged")
-
-
-def preflight(settings: Settings) -> None:
-    """Fail in milliseconds, with a precise reason, where the CRT would retry or stall for 20 s.
-
-    Checks that the certificate files exist, that the port accepts TCP connections and that the
-    server's certificate is trusted by the CA we will use (an untrusted CA looks like a hang to s2n).
-    """
-    for flag, path in (("--cert", settings.cert), ("--key", settings.key), ("--ca_file", settings.ca_file)):
-        if path is not None and not path.is_file():
-            raise IotJobsError(f"{flag} file not found: {path}", "FileNotFound", "Connect")
-    context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
-    try:
-        context.load_cert_chain(str(settings.cert), str(settings.key))
-    except (ssl.SSLError, ValueError) as exc:
-        raise IotJobsError(f"cannot use --cert/--key: {exc}", "InvalidCertificate", "Connect") from exc
-    if settings.proxy_host:
-        return  # the TCP and TLS checks would go around the proxy
-    if settings.port == 443:
-        context.set_alpn_protocols(["x-amzn-mqtt-ca"])
-    where = f"{settings.endpoint}:{settings.port}"
-    try:
-        with (
-            socket.create_connection((settings.endpoint, settings.port), timeout=settings.connect_timeout) as raw,
-            context.wrap_socket(raw, server_hostname=settings.endpoint),
-        ):
-            pass
-    except ssl.SSLCertVerificationError as exc:
-        hint = (
-            "pass the CA that signed it with --ca_file"
-            if settings.ca_file is None
-            else f"it is not signed by {settings.ca_file}"
-        )
-        raise IotJobsError(
-            f"the server certificate of {where} is not trusted ({exc.verify_message}); {hint}", "TlsError", "Connect"
-        ) from exc
-    except ssl.SSLError as exc:
-        raise IotJobsError(f"TLS handshake with {where} failed: {exc.reason or exc}", "TlsError", "Connect") from exc
-    except ConnectionRefusedError as exc:
-        raise IotJobsError(
-            f"connection refused by {where} (wrong --port, or no broker running?)", "ConnectionRefused", "Connect"
-        ) from exc
-    except socket.gaierror as exc:
-        raise IotJobsError(f"cannot resolve {settings.endpoint}: {exc.strerror}", "DnsError", "Connect") from exc
-    except OSError as exc:
-        raise IotJobsError(f"cannot connect to {where}: {exc}", "ConnectError", "Connect") from exc
-
-
-def _crt_error_name(exc: BaseException | None) -> str:
-    return getattr(exc, "name", None) or (type(exc).__name__ if exc else "unknown")
 
 
 class DataPlane:
@@ -96,31 +46,10 @@ class DataPlane:
         self._ever_connected = False
         self._streams: list[Any] = []
         self.connection_state = "connecting"
-        proxy = http.HttpProxyOptions(settings.proxy_host, settings.proxy_port) if settings.proxy_host else None
-        self._client = mqtt5_client_builder.mtls_from_path(
-            endpoint=settings.endpoint,
-            port=settings.port,
-            cert_filepath=str(settings.cert),
-            pri_key_filepath=str(settings.key),
-            ca_filepath=str(settings.ca_file) if settings.ca_file else None,
-            client_id=settings.client_id,
-            clean_start=True,
-            keep_alive_secs=30,
-            min_reconnect_delay_ms=200,
-            max_reconnect_delay_ms=3000,
-            on_lifecycle_connection_success=self._connection_success,
-            on_lifecycle_connection_failure=self._connection_failure,
-            on_lifecycle_disconnection=self._disconnection,
-            http_proxy_options=proxy,
+        self._client = connection.mqtt5_client(
+            settings, self._connection_success, self._connection_failure, self._disconnection
         )
-        self.jobs = iotjobs.IotJobsClientV2(
-            self._client,
-            mqtt_request_response.ClientOptions(
-                max_request_response_subscriptions=2,
-                max_streaming_subscriptions=2,
-                operation_timeout_in_seconds=settings.operation_timeout,
-            ),
-        )
+        self.jobs = connection.jobs_client(self._client, settings)
 
     # lifecycle ---------------------------------------------------------------------------------
     def _set_state(self, state: str) -> None:
@@ -137,7 +66,7 @@ class DataPlane:
         self._ever_connected = True
 
     def _connection_failure(self, data: mqtt5.LifecycleConnectFailureData) -> None:
-        reason = _crt_error_name(data.exception)
+        reason = connection.crt_error_name(data.exception)
         if data.connack_packet is not None and data.connack_packet.reason_code:
             reason = f"CONNACK {data.connack_packet.reason_code.name}"
         if not self._first.done():
@@ -147,7 +76,9 @@ class DataPlane:
         if self.connection_state == "connected":
             self._set_state("reconnecting")
             self._connected.clear()
-            self._on_status(f"Disconnected from the broker ({_crt_error_name(data.exception)}); reconnecting...")
+            self._on_status(
+                f"Disconnected from the broker ({connection.crt_error_name(data.exception)}); reconnecting..."
+            )
 
     # context manager ---------------------------------------------------------------------------
     def __enter__(self) -> DataPlane:
@@ -268,6 +199,6 @@ def _service_error(operation: str, exc: awsiot.V2ServiceException) -> IotJobsErr
         error = IotJobsError(modeled.message or "", modeled.code, operation)
         error.modeled = modeled  # type: ignore[attr-defined]
         return error
-    name = _crt_error_name(exc.inner_error)
+    name = connection.crt_error_name(exc.inner_error)
     code, message = _CRT_REASONS.get(name, (name, str(exc.inner_error or exc.message)))
     return IotJobsError(message, code, operation)

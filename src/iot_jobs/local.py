@@ -14,8 +14,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from iot_jobs_local.broker import free_port
-from iot_jobs_local.children import die_with_parent
+from iot_jobs_local.broker.children import die_with_parent
+from iot_jobs_local.broker.process import free_port
 from iot_jobs_local.cli import provision
 from iot_jobs_local.service import DEFAULT_HTTP_PORT, DEFAULT_MQTT_PORT
 from iot_jobs_local.state_dir import RunInfo, StateDir, default_state_dir

@@ -9,8 +9,9 @@ from typing import Any
 
 from . import render
 from .commands import Context, build_table
+from .connection import preflight
 from .control_plane import ControlPlane
-from .data_plane import DataPlane, preflight
+from .data_plane import DataPlane
 from .formatting import Formatter, colour_allowed
 from .output import Printer
 from .repl import run_interactive, run_lines

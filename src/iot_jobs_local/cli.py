@@ -15,14 +15,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .broker import BrokerError
+from .broker.process import BrokerError
 from .engine import Engine, Identity
-from .identity import IdentityService
-from .identity_errors import IdentityError
-from .identity_store import IdentityStore
+from .identity.errors import IdentityError
+from .identity.provisioning import Boto3Registry, LocalRegistry
+from .identity.provisioning import provision as provision_thing
+from .identity.service import IdentityService
+from .identity.store import IdentityStore
 from .jobs.errors import JobsError
-from .provisioning import Boto3Registry, LocalRegistry
-from .provisioning import provision as provision_thing
 from .service import DEFAULT_HTTP_PORT, DEFAULT_MQTT_PORT, ServiceError, ServiceOptions, serve
 from .state_dir import DEFAULT_ACCOUNT, DEFAULT_REGION, StateDir, default_state_dir
 from .store import Store

@@ -17,21 +17,21 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .broker import Broker, BrokerConfig, BrokerError, free_port
-from .broker_access import AccessManager
-from .broker_watch import BrokerWatch
+from .broker.access import AccessManager
+from .broker.process import Broker, BrokerConfig, BrokerError, free_port
+from .broker.watch import BrokerWatch
 from .clock import Clock
 from .engine import Engine, Identity
+from .engine.scheduler import Scheduler
 from .http_api import identity_handlers
 from .http_api.server import HttpApi
 from .http_api.sigv4 import Verifier
-from .identity import IdentityService
-from .identity_store import IdentityStore
+from .identity.provisioning import LocalRegistry, adopt_legacy_devices
+from .identity.service import IdentityService
+from .identity.store import IdentityStore
 from .jobs.errors import JobsError
-from .mqtt_api import MqttApi
-from .mqtt_link import ServiceLink
-from .provisioning import LocalRegistry, adopt_legacy_devices
-from .scheduler import Scheduler
+from .mqtt.device_api import MqttApi
+from .mqtt.link import ServiceLink
 from .state_dir import DEFAULT_ACCOUNT, DEFAULT_REGION, RunInfo, StateDir
 from .store import Store
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import pki
+from .identity import pki
 
 DEFAULT_REGION = "us-east-1"
 #: The account id AWS uses in its documentation examples.

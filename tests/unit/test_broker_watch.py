@@ -1,9 +1,9 @@
-"""Reading Mosquitto 2.0.11's log lines (``iot_jobs_local.broker_watch``): who connected with which
+"""Reading Mosquitto 2.0.11's log lines (``iot_jobs_local.broker.watch``): who connected with which
 certificate, who must be disconnected, when a reload happened. Lines as Mosquitto writes them."""
 
 from __future__ import annotations
 
-from iot_jobs_local.broker_watch import BrokerWatch
+from iot_jobs_local.broker.watch import BrokerWatch
 
 DEVICE_PORT, SERVICE_PORT = 8883, 40000
 

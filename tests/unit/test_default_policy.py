@@ -1,14 +1,14 @@
-"""The default device policy that ``provision`` attaches (``iot_jobs_local.provisioning``)."""
+"""The default device policy that ``provision`` attaches (``iot_jobs_local.identity.provisioning``)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from iot_jobs_local import policies
-from iot_jobs_local.policies import CLIENT_ID, THING_NAME, Facts, allowed, parse
-from iot_jobs_local.policy_acl import Subject, compile_acl
-from iot_jobs_local.provisioning import THING_VARIABLE, default_policy_document
+from iot_jobs_local.broker.acl import Subject, compile_acl
+from iot_jobs_local.identity import policies
+from iot_jobs_local.identity.policies import CLIENT_ID, THING_NAME, Facts, allowed, parse
+from iot_jobs_local.identity.provisioning import THING_VARIABLE, default_policy_document
 
 ARN = "arn:aws:iot:us-east-1:123456789012"
 ATTACHED = Facts(is_attached=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from iot_jobs_local import mqtt_codec as codec
+from iot_jobs_local.mqtt import codec
 
 
 def test_connect_with_credentials_and_clean_session() -> None:

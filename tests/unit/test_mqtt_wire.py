@@ -1,4 +1,4 @@
-"""MQTT payload builders (``iot_jobs_local.mqtt_wire``) against the live service's captures, byte for byte.
+"""MQTT payload builders (``iot_jobs_local.mqtt.wire``, ``iot_jobs_local.wire.executions``) against the live service's captures, byte for byte.
 
 The golden strings are the payloads the AWS IoT Device SDK sample README captured from the real
 service (reference sections 1.3 and 1.5), compact-serialized, in the service's key order.
@@ -13,15 +13,8 @@ import pytest
 
 from iot_jobs_local.engine import Located, PendingChange
 from iot_jobs_local.jobs.model import Execution, ExecutionStatus
-from iot_jobs_local.mqtt_wire import (
-    execution_data,
-    execution_state,
-    jobs_changed,
-    next_changed,
-    pending_jobs,
-    seconds,
-    summary,
-)
+from iot_jobs_local.mqtt.wire import jobs_changed, next_changed
+from iot_jobs_local.wire.executions import execution_data, execution_state, pending_jobs, seconds, summary
 
 Q, IP = ExecutionStatus.QUEUED, ExecutionStatus.IN_PROGRESS
 

@@ -1,4 +1,4 @@
-"""IoT policies -> Mosquitto ACL (``iot_jobs_local.policy_acl``): filter algebra and translation."""
+"""IoT policies -> Mosquitto ACL (``iot_jobs_local.broker.acl``): filter algebra and translation."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from iot_jobs_local import policies
-from iot_jobs_local.policy_acl import Subject, compile_acl, covers, intersect, restrict_write, topic_filters
+from iot_jobs_local.broker.acl import Subject, compile_acl, covers, intersect, restrict_write, topic_filters
+from iot_jobs_local.identity import policies
 
 ARN = "arn:aws:iot:us-east-1:123456789012"
 

@@ -1,4 +1,4 @@
-"""IoT policy documents (``iot_jobs_local.policies``): validation and AWS's evaluation rules."""
+"""IoT policy documents (``iot_jobs_local.identity.policies``): validation and AWS's evaluation rules."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from iot_jobs_local import policies
-from iot_jobs_local.identity_errors import MalformedPolicyException
-from iot_jobs_local.policies import CLIENT_ID, THING_NAME, Facts, allowed, parse
+from iot_jobs_local.identity import policies
+from iot_jobs_local.identity.errors import MalformedPolicyException
+from iot_jobs_local.identity.policies import CLIENT_ID, THING_NAME, Facts, allowed, parse
 
 ARN = "arn:aws:iot:us-east-1:123456789012"
 ATTACHED = Facts(is_attached=True)

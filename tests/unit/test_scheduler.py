@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable
 
 from iot_jobs_local.clock import Clock
-from iot_jobs_local.scheduler import Scheduler
+from iot_jobs_local.engine.scheduler import Scheduler
 
 SCALE = 10_000.0  # a virtual minute lasts 6 ms
 

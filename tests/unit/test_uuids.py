@@ -1,10 +1,10 @@
-"""``iot_jobs_local.uuids.random_uuid``: the text of a random version 4 UUID."""
+"""``iot_jobs_local.engine.uuids.random_uuid``: the text of a random version 4 UUID."""
 
 from __future__ import annotations
 
 import uuid
 
-from iot_jobs_local.uuids import random_uuid
+from iot_jobs_local.engine.uuids import random_uuid
 
 
 def test_random_uuids_are_version_4_rfc_4122_in_canonical_text() -> None:

@@ -9,9 +9,9 @@ from ..jobs import creation, registry, transitions
 from ..jobs.errors import InvalidRequest, ResourceAlreadyExists, ResourceNotFound
 from ..jobs.model import ExecutionStatus, Thing, ThingGroup
 from ..store import Cursor, Page
-from ..uuids import random_uuid
 from .core import PendingChange
 from .targets import TargetOps
+from .uuids import random_uuid
 
 
 def _no_thing_types(thing_type_name: str | None, billing_group_name: str | None = None) -> None:

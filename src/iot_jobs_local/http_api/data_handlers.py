@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import mqtt_wire
 from ..engine import Engine, Located
 from ..jobs import errors, timers
 from ..jobs.requests import parse_describe, parse_start_next, parse_update
+from ..wire import executions as device_wire
 from .handler import Handler
 
 #: UNCONFIRMED: the model has no VersionConflictException for UpdateJobExecution; an
@@ -24,10 +24,10 @@ def _execution(located: Located, now: float, include_document: bool = True) -> d
     out: dict[str, Any] = {"jobId": e.job_id, "thingName": e.thing_name, "status": e.status.value}
     if e.status_details:
         out["statusDetails"] = dict(e.status_details)
-    out["queuedAt"] = mqtt_wire.seconds(e.queued_at)
+    out["queuedAt"] = device_wire.seconds(e.queued_at)
     if e.started_at is not None:
-        out["startedAt"] = mqtt_wire.seconds(e.started_at)
-    out["lastUpdatedAt"] = mqtt_wire.seconds(e.last_updated_at)
+        out["startedAt"] = device_wire.seconds(e.started_at)
+    out["lastUpdatedAt"] = device_wire.seconds(e.last_updated_at)
     seconds = timers.seconds_left(e, now)
     if seconds is not None:
         out["approximateSecondsBeforeTimedOut"] = seconds
@@ -39,7 +39,7 @@ def _execution(located: Located, now: float, include_document: bool = True) -> d
 
 
 def get_pending_job_executions(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
-    return mqtt_wire.pending_jobs(*engine.get_pending(p["thingName"]))
+    return device_wire.pending_jobs(*engine.get_pending(p["thingName"]))
 
 
 def start_next_pending_job_execution(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +61,7 @@ def update_job_execution(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
         raise VERSION_MISMATCH_ERROR(exc.message, exc.execution) from None
     out: dict[str, Any] = {}
     if request.include_job_execution_state:
-        out["executionState"] = mqtt_wire.execution_state(located.execution)
+        out["executionState"] = device_wire.execution_state(located.execution)
     if request.include_job_document:
         out["jobDocument"] = located.document
     return out

@@ -6,7 +6,8 @@ from typing import Any
 
 from ..engine import Engine
 from ..jobs.requests import parse_status_details
-from . import control_wire, paging
+from ..wire import control as control_wire
+from . import paging
 from .handler import Handler
 
 

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..identity import IdentityService
-from ..identity_errors import InvalidRequestException, ResourceNotFoundException
-from ..identity_paging import next_marker, window
-from ..identity_store import Certificate, Policy, PolicyVersion
+from ..identity.errors import InvalidRequestException, ResourceNotFoundException
+from ..identity.paging import next_marker, window
+from ..identity.service import IdentityService
+from ..identity.store import Certificate, Policy, PolicyVersion
 from . import thing_handlers
 from .iot_handlers import Handler
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..engine import Engine
-from . import control_wire, paging
+from ..wire import control as control_wire
+from . import paging
 from .handler import Handler
 
 #: CreateJob members stored verbatim and returned by DescribeJob.

@@ -17,9 +17,9 @@ from typing import Any
 import botocore.session
 
 from ..engine import Engine
-from ..identity_errors import IdentityError
+from ..engine.uuids import random_uuid
+from ..identity.errors import IdentityError
 from ..jobs import errors
-from ..uuids import random_uuid
 from . import data_handlers, iot_handlers
 from .http11 import HttpServer, Reply, Request, Settle
 from .iot_handlers import Handler

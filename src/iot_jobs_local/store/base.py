@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from .. import sqlite_db
 from ..jobs.model import Execution
 from . import schema
+from . import sqlite as sqlite_db
 
 T = TypeVar("T")
 

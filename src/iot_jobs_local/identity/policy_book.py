@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from . import policies
-from .identity_errors import (
+from .errors import (
     DeleteConflictException,
     InvalidRequestException,
     LimitExceededException,
@@ -21,8 +21,8 @@ from .identity_errors import (
     ResourceNotFoundException,
     VersionsLimitExceededException,
 )
-from .identity_paging import next_marker, window
-from .identity_store import Certificate, IdentityStore, Policy, PolicyVersion
+from .paging import next_marker, window
+from .store import Certificate, IdentityStore, Policy, PolicyVersion
 
 MAX_VERSIONS = 5
 MAX_POLICIES_PER_TARGET = 10

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from .clock import Clock
+from ..clock import Clock
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import sqlite_db
+from ..store import sqlite as sqlite_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS identity_certificates (

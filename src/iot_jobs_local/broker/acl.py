@@ -27,8 +27,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from . import policies
-from .policies import ONE, STAR, Facts, Statement, Tokens
+from ..identity import policies
+from ..identity.policies import ONE, STAR, Facts, Statement, Tokens
 
 READ = "read"
 WRITE = "write"

@@ -16,10 +16,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from . import pki
-from .broker import Broker
-from .broker_watch import BrokerWatch
-from .identity import AccessChange, IdentityService
+from ..identity import pki
+from ..identity.service import AccessChange, IdentityService
+from . import acl
+from .process import Broker
+from .watch import BrokerWatch
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,23 @@ class AccessManager:
 
     def write_files(self) -> None:
         live = self._watch.live_client_ids() if self._watch else {}
-        access = self._identity.broker_access(live)
+        acls = [
+            acl.compile_acl(
+                grant.statements,
+                acl.Subject(
+                    grant.common_name,
+                    self._identity.region,
+                    self._identity.account,
+                    grant.things,
+                    tuple(live.get(grant.common_name, ())),
+                ),
+            )
+            for grant in self._identity.grants()
+        ]
         self._acl_file.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(self._acl_file, access.acl.encode())
-        _write_atomically(self._crl_file, pki.new_crl(self._ca(), access.revoked_serials))
-        self._needs_live = access.needs_live_client_ids
+        _write_atomically(self._acl_file, acl.render(acls).encode())
+        _write_atomically(self._crl_file, pki.new_crl(self._ca(), self._identity.revoked_serials()))
+        self._needs_live = frozenset(a.common_name for a in acls if a.needs_live_client_ids)
 
     # triggers ----------------------------------------------------------------------------------
     def on_change(self, change: AccessChange) -> None:

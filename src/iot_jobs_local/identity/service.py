@@ -14,19 +14,19 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from . import pki, policies, policy_acl
-from .identity_errors import (
+from . import pki, policies
+from .errors import (
     CertificateStateException,
     DeleteConflictException,
     InvalidRequestException,
     ResourceNotFoundException,
 )
-from .identity_paging import next_marker, window
-from .identity_policies import PolicyBook
-from .identity_store import Certificate, IdentityStore, ThingPrincipal
+from .paging import next_marker, window
+from .policy_book import PolicyBook
+from .store import Certificate, IdentityStore, ThingPrincipal
 
 CERTIFICATE_STATUSES = (
     "ACTIVE",
@@ -52,12 +52,12 @@ Listener = Callable[[AccessChange], None]
 
 
 @dataclass(frozen=True)
-class BrokerAccess:
-    """The broker's view of every certificate: ACL text, CRL serials, and live-client-id needs."""
+class Grant:
+    """One ACTIVE certificate's policy statements and the things its ``iot:Connect`` may name."""
 
-    acl: str
-    revoked_serials: list[int]
-    needs_live_client_ids: frozenset[str]
+    common_name: str
+    statements: list[policies.Statement]
+    things: tuple[str, ...]
 
 
 class IdentityService:
@@ -269,23 +269,12 @@ class IdentityService:
             policies.Facts(is_attached=thing is not None),
         )
 
-    def broker_access(self, live_client_ids: Mapping[str, Sequence[str]]) -> BrokerAccess:
-        """Everything the broker needs, from the current state (``live_client_ids``: CN -> ids)."""
-        acls = []
+    def grants(self) -> list[Grant]:
+        """What every ACTIVE certificate may do, oldest first: the broker compiles its ACL from it."""
+        out = []
         for certificate in self._store.certificates(ascending=True):
             if certificate.status != "ACTIVE":
                 continue
             exclusive, names = self._things(certificate)
-            subject = policy_acl.Subject(
-                certificate.common_name,
-                self.region,
-                self.account,
-                tuple(exclusive[:1] or names),
-                tuple(live_client_ids.get(certificate.common_name, ())),
-            )
-            acls.append(policy_acl.compile_acl(self._statements(certificate), subject))
-        return BrokerAccess(
-            acl=policy_acl.render(acls),
-            revoked_serials=self._store.revoked_serials(),
-            needs_live_client_ids=frozenset(a.common_name for a in acls if a.needs_live_client_ids),
-        )
+            out.append(Grant(certificate.common_name, self._statements(certificate), tuple(exclusive[:1] or names)))
+        return out

@@ -12,11 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import mqtt_wire
-from .engine import MAX_PENDING_LISTED, Engine, PendingChange
-from .jobs import errors
-from .jobs.lifecycle_events import JobEvent, LifecycleEvent
-from .jobs.requests import JOB_ID_RE, THING_NAME_RE, parse_describe, parse_start_next, parse_update
+from ..engine import MAX_PENDING_LISTED, Engine, PendingChange
+from ..jobs import errors
+from ..jobs.lifecycle_events import JobEvent, LifecycleEvent
+from ..jobs.requests import JOB_ID_RE, THING_NAME_RE, parse_describe, parse_start_next, parse_update
+from ..wire import executions as device_wire
+from . import wire as mqtt_wire
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +82,14 @@ class MqttApi:
                 raise _Rejection("InvalidTopic", f"Invalid thing name {thing!r} in topic")
             body = operation(thing, job_id, request)
             out = {"clientToken": client_token} if client_token is not None else {}
-            out["timestamp"] = mqtt_wire.seconds(self._engine.now())
+            out["timestamp"] = device_wire.seconds(self._engine.now())
             out.update(body)
             return Outgoing(topic + "/accepted", out)
         except _Rejection as exc:
             return self._rejected(topic, exc.code, exc.message, client_token, None)
         except errors.JobsError as exc:
             execution = getattr(exc, "execution", None)
-            state = mqtt_wire.execution_state(execution) if execution is not None else None
+            state = device_wire.execution_state(execution) if execution is not None else None
             return self._rejected(topic, ERROR_CODES[type(exc)], exc.message, client_token, state)
         except Exception:  # the service never dies on a bad message
             log.exception("internal error handling %s", topic)
@@ -126,31 +127,31 @@ class MqttApi:
         out: dict[str, Any] = {"code": code, "message": message}
         if client_token is not None:
             out["clientToken"] = client_token
-        out["timestamp"] = mqtt_wire.seconds(self._engine.now())
+        out["timestamp"] = device_wire.seconds(self._engine.now())
         if state is not None:
             out["executionState"] = state
         return Outgoing(topic + "/rejected", out)
 
     def _get_pending(self, thing: str, _job: str | None, _request: dict[str, Any]) -> dict[str, Any]:
-        return mqtt_wire.pending_jobs(*self._engine.get_pending(thing))
+        return device_wire.pending_jobs(*self._engine.get_pending(thing))
 
     def _start_next(self, thing: str, _job: str | None, request: dict[str, Any]) -> dict[str, Any]:
         located = self._engine.start_next(thing, parse_start_next(request))
-        return {} if located is None else {"execution": mqtt_wire.execution_data(located)}
+        return {} if located is None else {"execution": device_wire.execution_data(located)}
 
     def _describe(self, thing: str, job_id: str | None, request: dict[str, Any]) -> dict[str, Any]:
         parsed = parse_describe(request)
         located = self._engine.describe(thing, job_id or "$next", parsed)
         if located is None:
             return {}
-        return {"execution": mqtt_wire.execution_data(located, parsed.include_job_document)}
+        return {"execution": device_wire.execution_data(located, parsed.include_job_document)}
 
     def _update(self, thing: str, job_id: str | None, request: dict[str, Any]) -> dict[str, Any]:
         parsed = parse_update(request)
         located = self._engine.update(thing, job_id or "", parsed)
         out: dict[str, Any] = {}
         if parsed.include_job_execution_state:
-            out["executionState"] = mqtt_wire.execution_state(located.execution)
+            out["executionState"] = device_wire.execution_state(located.execution)
         if parsed.include_job_document:
             out["jobDocument"] = json.loads(located.document)
         return out

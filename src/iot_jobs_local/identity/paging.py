@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .identity_errors import InvalidRequestException
+from .errors import InvalidRequestException
 
 
 def window(marker: str | None, size: int | None, maximum: int) -> tuple[int, int]:

@@ -29,10 +29,10 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..identity.pki import write_private
+from ..mqtt.connection import SERVICE_USER
 from .children import die_with_parent
-from .pki import write_private
 
-SERVICE_USER = "jobs-service"
 INSTALL_HINT = "sudo apt-get install -y mosquitto   (Debian/Ubuntu; macOS: brew install mosquitto)"
 
 #: Until the access manager writes the real one, no device may do anything.

@@ -29,12 +29,12 @@ import logging
 import re
 from collections.abc import Callable
 
-from . import mqtt_codec as codec
-from .broker import SERVICE_USER
-from .mqtt_link import (
+from ..mqtt import codec
+from ..mqtt.connection import (
     KEEPALIVE_S,
     RETRY_FIRST_S,
     RETRY_MAX_S,
+    SERVICE_USER,
     Connection,
     LinkError,
     close,

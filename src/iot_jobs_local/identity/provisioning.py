@@ -30,11 +30,10 @@ from typing import Any, Protocol
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
+from ..jobs.errors import JobsError, ResourceAlreadyExists
 from . import pki
-from .identity import IdentityService
-from .identity_errors import IdentityError, ResourceAlreadyExistsException, ResourceNotFoundException
-from .jobs.errors import JobsError, ResourceAlreadyExists
-from .state_dir import StateDir
+from .errors import IdentityError, ResourceAlreadyExistsException, ResourceNotFoundException
+from .service import IdentityService
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +87,17 @@ def default_policy_document(region: str, account: str) -> str:
     return json.dumps(document, indent=2)
 
 
+class DeviceFiles(Protocol):
+    """Where a device's certificate and key live (the state directory's ``devices/<thing>/``)."""
+
+    @property
+    def root(self) -> Path: ...
+
+    def device_cert(self, thing: str) -> Path: ...
+
+    def device_key(self, thing: str) -> Path: ...
+
+
 class Registry(Protocol):
     """The ``iot`` operations provisioning needs."""
 
@@ -111,7 +121,7 @@ class Registry(Protocol):
     def attach(self, thing: str, certificate_arn: str, policy_name: str) -> None: ...
 
 
-def provision(state: StateDir, thing: str, registry: Registry) -> tuple[Path, Path]:
+def provision(state: DeviceFiles, thing: str, registry: Registry) -> tuple[Path, Path]:
     """Provision ``thing`` (idempotent); return the paths of its certificate and private key."""
     registry.ensure_thing(thing)
     cert_path, key_path = state.device_cert(thing), state.device_key(thing)
@@ -135,7 +145,7 @@ def _attach_default(registry: Registry, thing: str, certificate_arn: str) -> Non
     registry.attach(thing, certificate_arn, DEFAULT_POLICY_NAME)
 
 
-def adopt_legacy_devices(state: StateDir, registry: Registry) -> list[str]:
+def adopt_legacy_devices(state: DeviceFiles, registry: Registry) -> list[str]:
     """Adopt every certificate an older version issued into ``devices/``; the things adopted.
 
     A directory that cannot be adopted (not a thing name, not a certificate of ours) is skipped.

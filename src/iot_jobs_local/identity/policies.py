@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from .identity_errors import MalformedPolicyException
+from .errors import MalformedPolicyException
 
 VERSIONS = ("2012-10-17", "2008-10-17")
 IS_ATTACHED = "iot:Connection.Thing.IsAttached"

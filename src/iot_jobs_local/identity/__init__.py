@@ -1,0 +1,7 @@
+"""Identity: certificates and the local CA (``pki``), IoT policies and their versions, principals
+and their thing attachments, their SQLite store, paging, and the errors they answer with
+(``errors``: one class per AWS code, the one place that maps them to the wire).
+
+May import: ``jobs`` (the registry's errors), ``store`` (the SQLite helper). Nothing above it:
+the broker reads identity, identity never reads the broker.
+"""
