@@ -14,18 +14,11 @@ from typing import Any
 
 import pytest
 
-from conftest import (
-    JOBS_CHANGED,
-    NEXT_CHANGED,
-    Device,
-    ServiceProcess,
-    check_error,
-    collect,
-    error_of,
-    group_arn,
-    unique,
-    wait_job_gone,
-)
+from support.api import check_error, collect, error_of, group_arn, wait_job_gone
+from support.common import unique
+from support.device import Device
+from support.events import JOBS_CHANGED, NEXT_CHANGED
+from support.service import ServiceProcess
 
 DOC = json.dumps({"op": "reboot"})
 

@@ -14,17 +14,12 @@ from typing import Any
 
 import pytest
 
-from conftest import (
-    JOBS_CHANGED,
-    NEXT_CHANGED,
-    Device,
-    RawDevice,
-    ServiceProcess,
-    modeled,
-    thing_with_policy,
-    unique,
-    wait_job_gone,
-)
+from support.api import thing_with_policy, wait_job_gone
+from support.common import unique
+from support.device import Device
+from support.events import JOBS_CHANGED, NEXT_CHANGED, modeled
+from support.raw_device import RawDevice
+from support.service import ServiceProcess
 
 WITH_STATE = {"InvalidStateTransition", "VersionMismatch"}
 

@@ -11,19 +11,12 @@ from typing import Any
 
 import pytest
 
-from conftest import (
-    JOBS_CHANGED,
-    NEXT_CHANGED,
-    READY_PREFIX,
-    Device,
-    ExitWatch,
-    ServiceProcess,
-    free_port,
-    process_parent,
-    process_state,
-    unique,
-    wait_job_gone,
-)
+from support.api import wait_job_gone
+from support.common import READY_PREFIX, free_port, unique
+from support.device import Device
+from support.events import JOBS_CHANGED, NEXT_CHANGED
+from support.processes import ExitWatch, process_parent, process_state
+from support.service import ServiceProcess
 
 BROKER_EXIT_TIMEOUT = 5.0
 

@@ -12,7 +12,11 @@ from typing import Any
 
 import pytest
 
-from conftest import JOBS_CHANGED, NEXT_CHANGED, Device, ServiceProcess, check_error, error_of, unique
+from support.api import check_error, error_of
+from support.common import unique
+from support.device import Device
+from support.events import JOBS_CHANGED, NEXT_CHANGED
+from support.service import ServiceProcess
 
 
 @pytest.fixture(scope="module")

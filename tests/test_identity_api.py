@@ -13,7 +13,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from conftest import ServiceProcess, unique
+from support.common import unique
+from support.service import ServiceProcess
 
 
 def code_of(call: Callable[[], Any]) -> str:

@@ -15,7 +15,10 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from conftest import JOBS_CHANGED, NEXT_CHANGED, Device, ServiceProcess, unique
+from support.common import unique
+from support.device import Device
+from support.events import JOBS_CHANGED, NEXT_CHANGED
+from support.service import ServiceProcess
 
 DOC = {"operation": "update"}
 #: A virtual minute lasts 0.1 s.

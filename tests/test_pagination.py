@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from conftest import ServiceProcess, unique
+from support.common import unique
+from support.service import ServiceProcess
 
 COUNT = 5
 POLICY = json.dumps(

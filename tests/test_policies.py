@@ -28,17 +28,11 @@ from typing import Any
 
 import pytest
 
-from conftest import (
-    JOBS_CHANGED,
-    NEXT_CHANGED,
-    RESPONSE_TIMEOUT,
-    Device,
-    Message,
-    ServiceProcess,
-    free_port,
-    paho_client,
-    unique,
-)
+from support.common import RESPONSE_TIMEOUT, free_port, unique
+from support.device import Device
+from support.events import JOBS_CHANGED, NEXT_CHANGED
+from support.raw_device import Message, paho_client
+from support.service import ServiceProcess
 
 NOT_AUTHORIZED = 135
 REPOSITORY_POLICY = Path(__file__).resolve().parents[1] / "policies" / "device-policy.json"

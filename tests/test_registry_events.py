@@ -8,7 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import RawDevice, ServiceProcess, check_error, error_of, thing_with_policy, unique
+from support.api import check_error, error_of, thing_with_policy
+from support.common import unique
+from support.raw_device import RawDevice
+from support.service import ServiceProcess
 
 EVENTS = "$aws/events/"
 

@@ -289,7 +289,7 @@ def test_startup_with_aws_flags_creates_a_missing_thing(service: Any, tmp_path: 
     ],
 )
 def test_startup_failures_fail_fast_and_say_why(service: Any, tmp_path: Path, change: str, expected: str) -> None:
-    from conftest import free_port  # type: ignore[import-not-found]
+    from support.common import free_port  # type: ignore[import-not-found]
 
     thing = _unique("bad")
     ca = str(Path(service.state_dir) / "pki" / "ca.crt")

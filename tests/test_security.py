@@ -18,7 +18,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from conftest import JOBS_CHANGED, NEXT_CHANGED, Device, RawDevice, ServiceProcess, modeled, paho_client, unique
+from support.common import unique
+from support.device import Device
+from support.events import JOBS_CHANGED, NEXT_CHANGED, modeled
+from support.raw_device import RawDevice, paho_client
+from support.service import ServiceProcess
 
 NOT_AUTHORIZED = 135  # MQTT5 PUBACK reason code 0x87
 

@@ -22,7 +22,8 @@ from unittest import mock
 
 import pytest
 
-from conftest import ServiceProcess, unique
+from support.common import unique
+from support.service import ServiceProcess
 
 
 def client(service: ServiceProcess, name: str = "iot", **overrides: Any) -> Any:

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from conftest import ServiceProcess, check_error, collect, error_of, group_arn, unique
+from support.api import check_error, collect, error_of, group_arn
+from support.common import unique
+from support.service import ServiceProcess
 
 # --------------------------------------------------------------------------------------------------
 # Things

@@ -20,8 +20,9 @@ import pytest
 from botocore import xform_name
 from botocore.model import ListShape, MapShape, OperationModel, Shape, StructureShape
 
-from conftest import ServiceProcess, check_error, error_of
 from iot_jobs_local.http_api import data_handlers, identity_handlers, iot_handlers, validation
+from support.api import check_error, error_of
+from support.service import ServiceProcess
 
 #: Members longer than this are not tried (job documents: 32 KB); their bound is tested elsewhere.
 LARGEST = 4096
