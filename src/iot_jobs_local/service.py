@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .broker.access import AccessManager
+from .broker.gate import ConnectGate
 from .broker.process import Broker, BrokerConfig, BrokerError, free_port
 from .broker.watch import BrokerWatch
 from .clock import Clock
@@ -119,15 +120,13 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
     )
     access = AccessManager(identity, state.ca, config.device_acl, state.crl_file)
     access.write_files()
-    broker = Broker(config)
+    broker = Broker(config, ConnectGate(identity.may_connect))
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(store.close)
         stack.callback(identity_store.close)
         await broker.start()
         stack.push_async_callback(broker.stop)
-        watch = BrokerWatch(
-            broker.config.service_port, creds.broker_password, options.mqtt_port, identity.may_connect, access.on_client
-        )
+        watch = BrokerWatch(broker.config.service_port, creds.broker_password, options.mqtt_port, access.on_client)
         stack.push_async_callback(watch.close)
         watch_task = asyncio.create_task(watch.run(), name="broker-watch")
         stack.callback(watch_task.cancel)

@@ -1,5 +1,5 @@
 """Reading Mosquitto 2.0.11's log lines (``iot_jobs_local.broker.watch``): who connected with which
-certificate, who must be disconnected, when a reload happened. Lines as Mosquitto writes them."""
+certificate, when a reload happened. Lines as Mosquitto writes them."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ DEVICE_PORT, SERVICE_PORT = 8883, 40000
 
 
 class Recorder(BrokerWatch):
-    def __init__(self, refused: set[str] | None = None) -> None:
+    def __init__(self) -> None:
         self.kicked: list[str] = []
         self.heard: list[str] = []
-        refused = refused or set()
-        super().__init__(SERVICE_PORT, "pw", DEVICE_PORT, lambda cn, cid: cid not in refused, self.heard.append)
+        super().__init__(SERVICE_PORT, "pw", DEVICE_PORT, self.heard.append)
 
     def kick(self, client_id: str) -> None:
         self.kicked.append(client_id)
@@ -45,13 +44,12 @@ def test_service_listener_connections_are_not_devices_and_end_a_taken_over_one()
     assert watch.live == {"dev-2": "cn-a"}
 
 
-def test_refused_and_reserved_client_ids_are_disconnected() -> None:
-    watch = Recorder(refused={"not-allowed"})
-    connect(watch, "not-allowed", "cn-a")
+def test_nobody_is_disconnected_for_a_client_id_here() -> None:
+    """iot:Connect is decided at CONNECT by the broker's plugin (``broker.gate``), not after the fact."""
+    watch = Recorder()
     connect(watch, "iot-jobs-local-service", "cn-a", addr="127.0.0.1:8")
-    connect(watch, "$sys", "cn-a", addr="127.0.0.1:9")
-    connect(watch, "fine", "cn-a", addr="127.0.0.1:10")
-    assert watch.kicked == ["not-allowed", "iot-jobs-local-service", "$sys"]
+    connect(watch, "anything", "cn-a", addr="127.0.0.1:10")
+    assert watch.kicked == []
 
 
 def test_the_reload_line_is_seen() -> None:

@@ -3,22 +3,20 @@
 It uses the service's own MQTT connections (``mqtt_link``) to the password-protected loopback
 listener: one that follows the log, and short-lived ones that take a client id over.
 
-Mosquitto 2.0.11 has no hook (short of a C plugin) that could refuse a CONNECT because of its
-client id: the ACL file speaks topics only. It does publish its log on ``$SYS/broker/log/<level>``
-(``log_dest topic``), including ``New client connected from <addr> as <client id> (..., u'<CN>')``.
-This connection (on the service listener) reads that feed to:
+Mosquitto publishes its log on ``$SYS/broker/log/<level>`` (``log_dest topic``), including
+``New client connected from <addr> as <client id> (..., u'<CN>')``. This connection (on the service
+listener) reads that feed to:
 
-* know which client ids are connected with which certificate (CN = MQTT username);
-* check iot:Connect for each new device connection, and close the ones the certificate's
-  policies refuse, by taking their client id over from the service listener (Mosquitto 2.0.11
-  then closes the older connection's socket, without a DISCONNECT packet);
+* know which client ids are connected with which certificate (CN = MQTT username), for the ACLs
+  that depend on a live client id and to close the connections of a certificate that stops being
+  ACTIVE, by taking their client id over from the service listener (Mosquitto 2.0.11 then closes
+  the older connection's socket, without a DISCONNECT packet);
 * confirm that a SIGHUP reload finished: Mosquitto logs ``Reloading config.`` at the start of the
   reload, and a PUBLISH we send after reading that line is only handled once the reload is done.
   (Mosquitto only takes the signal when its event loop wakes up, so a packet is sent to wake it.)
 
-Limits: the check happens just after CONNACK, so a refused client is connected for a moment
-(its certificate's topic ACL applies meanwhile); and devices that connect while this connection is
-down (its first milliseconds, or a broker restart) are not checked.
+iot:Connect itself is not decided here but at CONNECT, by the broker's plugin (``gate``): a refused
+client never connects, so nothing depends on this feed being up.
 """
 
 from __future__ import annotations
@@ -68,9 +66,6 @@ _GONE = tuple(
         r"^Socket error on client (?P<id>.*), disconnecting\.$",
     )
 )
-#: Client ids devices may not use whatever their policy says: the service's own connections share
-#: the broker's client id space (taking one over would cut the service off), and AWS reserves ``$``.
-RESERVED_CLIENT_ID_PREFIXES = ("iot-jobs-local-", "$")
 _RELOADING = "Reloading config."
 
 
@@ -79,21 +74,18 @@ def _ignore(topic: str, payload: bytes) -> None:
 
 
 class BrokerWatch:
-    """``may_connect(cn, client_id)`` decides iot:Connect; ``on_client(cn)`` hears of every
-    connect and disconnect of a device certificate."""
+    """``on_client(cn)`` hears of every connect and disconnect of a device certificate."""
 
     def __init__(
         self,
         service_port: int,
         password: str,
         device_port: int,
-        may_connect: Callable[[str, str], bool],
         on_client: Callable[[str], None],
     ) -> None:
         self._port = service_port
         self._password = password
         self._device_port = device_port
-        self._may_connect = may_connect
         self._on_client = on_client
         self._connection: Connection | None = None
         self._pending: dict[str, int] = {}
@@ -177,9 +169,6 @@ class BrokerWatch:
             return
         self.live[client_id] = user
         self._on_client(user)
-        if client_id.startswith(RESERVED_CLIENT_ID_PREFIXES) or not self._may_connect(user, client_id):
-            log.info("iot:Connect refused for client id %r (certificate CN %s): disconnecting it", client_id, user)
-            self.kick(client_id)
 
     # actions -----------------------------------------------------------------------------------
     def kick(self, client_id: str) -> None:
