@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -160,6 +161,9 @@ def _env(state: StateDir, thing: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Everything in the state directory is private: keys, credentials, the database (every job
+    # document and execution), the broker's files and logs. Nobody else needs to read them.
+    os.umask(0o077)
     state = StateDir((args.state_dir or default_state_dir()).expanduser().resolve())
     try:
         if args.command == "serve":

@@ -14,9 +14,11 @@ Layout (all under one directory, ``--state-dir``)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import stat
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,8 +108,16 @@ class StateDir:
         return self.root / "devices" / thing / "device.key"
 
     def create(self) -> None:
+        """The directory, private; and whatever an older version left readable, made private too
+        (the service itself creates every file with umask 077: see ``cli.main``)."""
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)
+        for path in self.root.rglob("*"):
+            with contextlib.suppress(OSError):  # a file that went away meanwhile
+                info = path.lstat()
+                if stat.S_ISLNK(info.st_mode) or not info.st_mode & 0o077:
+                    continue
+                path.chmod(0o700 if stat.S_ISDIR(info.st_mode) else 0o600)
 
     def ensure_pki(self) -> None:
         """Create the CA and the server certificate on first start; keep them afterwards."""

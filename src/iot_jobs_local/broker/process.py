@@ -48,6 +48,10 @@ topic read $SYS/broker/log/#
 """
 
 
+#: AWS IoT Core's payload limit for one PUBLISH (reference section 7.2: "128 KB").
+MAX_PAYLOAD_BYTES = 128 * 1024
+#: Fixed header, a topic of AWS's maximum 256 bytes, packet id and properties.
+PACKET_OVERHEAD = 512
 #: How long the broker waits for the service's iot:Connect answer before it refuses the client.
 GATE_TIMEOUT_MS = 3000
 
@@ -105,6 +109,12 @@ def render_config(config: BrokerConfig, as_root: bool, gate: tuple[Path, int] | 
         "log_type information",
         "connection_messages true",
         "max_keepalive 1200",
+        # AWS IoT Core refuses a PUBLISH whose payload is over 128 KB. MQTT 5 clients are told the
+        # limit in CONNACK (Maximum Packet Size: the payload plus room for the longest topic AWS
+        # allows) and refuse to send more; a client that sends more anyway is disconnected (0x95).
+        # The payload itself is held to 128 KB too (PUBACK 0x95 at QoS 1, dropped at QoS 0).
+        f"max_packet_size {MAX_PAYLOAD_BYTES + PACKET_OVERHEAD}",
+        f"message_size_limit {MAX_PAYLOAD_BYTES}",
     ]
     if as_root:
         lines.append("user root")

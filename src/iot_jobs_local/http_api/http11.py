@@ -141,6 +141,10 @@ def _plain(status: int, text: str) -> Reply:
     return Reply(status, text.encode(), [("Content-Type", "text/plain; charset=utf-8")])
 
 
+class _RefusedEarly(Exception):
+    """Raised from a parser callback to stop reading a request that is refused from its head."""
+
+
 class HttpProtocol(asyncio.Protocol):
     """One client connection."""
 
@@ -186,7 +190,8 @@ class HttpProtocol(asyncio.Protocol):
             self._queue.append(_plain(400, "Protocol upgrades are not supported"))
         except httptools.HttpParserError as exc:
             self._broken = True
-            self._queue.append(_plain(400, f"Malformed HTTP request: {exc}"))
+            early = self._refusal if isinstance(exc.__context__, _RefusedEarly) else None
+            self._queue.append(early or _plain(400, f"Malformed HTTP request: {exc}"))
         self._serve_queue()
 
     # httptools callbacks -------------------------------------------------------------------
@@ -211,10 +216,17 @@ class HttpProtocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         if self._refusal is not None:
             return
-        expect = None
+        expect = length = None
         for name, value in self._header_pairs:
             if len(name) == 6 and name.lower() == b"expect":
                 expect = value
+            elif len(name) == 14 and name.lower() == b"content-length":
+                length = value
+        if length is not None and length.strip().isdigit() and int(length) > MAX_BODY:
+            # Refused before the body is read (or, with Expect: 100-continue, sent): answered and
+            # closed at once, so a client announcing 100 MiB does not get to send it.
+            self._refusal = _plain(413, f"Request body larger than {MAX_BODY} bytes")
+            raise _RefusedEarly
         if expect is None:
             return
         if expect.lower() != b"100-continue":

@@ -9,7 +9,6 @@ lookup on its first path segment, a few regular expressions, and one pass over i
 from __future__ import annotations
 
 import functools
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,9 @@ from urllib.parse import unquote
 import botocore.session
 from botocore.model import OperationModel, ServiceModel, Shape
 
+from ..jobs import strict_json
 from . import validation
+from .validation import INTEGER_RANGES
 
 
 class BadRequest(Exception):
@@ -194,9 +195,13 @@ def _coerce(shape: Shape, raw: str, name: str) -> Any:
         return raw == "true"
     if kind in ("integer", "long"):
         try:
-            return int(raw)
+            value = int(raw)
         except ValueError:
             raise BadRequest(f"{name} must be an integer") from None
+        low, high = INTEGER_RANGES[kind]
+        if not low <= value <= high:
+            raise BadRequest(f"{name} must be between {low} and {high}")
+        return value
     if kind == "double":
         return float(raw)
     return raw
@@ -212,9 +217,9 @@ def parse_input(
     payload: dict[str, Any] = {}
     if body.strip():
         try:
-            decoded = json.loads(body)
-        except ValueError:
-            raise BadRequest("The request body is not valid JSON") from None
+            decoded = strict_json.loads(body)
+        except ValueError as exc:
+            raise BadRequest(f"The request body is not valid JSON: {exc}") from None
         if not isinstance(decoded, dict):
             raise BadRequest("The request body must be a JSON object")
         payload = decoded

@@ -54,7 +54,7 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-_ENCODER = json.JSONEncoder(default=_default)
+_ENCODER = json.JSONEncoder(default=_default, allow_nan=False)  # a reply is always JSON
 
 
 class HttpApi:
@@ -153,6 +153,6 @@ class HttpApi:
         body = {"message": message, **(extra or {})}
         return Reply(
             status,
-            json.dumps(body).encode(),
+            _ENCODER.encode(body).encode(),
             [("Content-Type", _JSON), ("x-amzn-RequestId", request_id), ("x-amzn-ErrorType", code)],
         )

@@ -33,7 +33,6 @@ from botocore.utils import normalize_url_path
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
-UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 #: AWS accepts a request whose date is at most this far from its own clock, either way.
 MAX_SKEW_SECONDS = 15 * 60
@@ -259,11 +258,12 @@ class Verifier:
             else:
                 lines.append(f"{name}:{','.join(' '.join(v.split()) for v in values)}")
         payload_hash = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
+        # The body is always part of the signature: ``UNSIGNED-PAYLOAD`` is S3's option, and AWS IoT's
+        # APIs sign the body (botocore never sends it for them), so a declared hash that is not the
+        # body's, that one included, is a signature that does not match (UNCONFIRMED wording).
         declared = header_values("x-amz-content-sha256")
         if declared and declared[0] != payload_hash:
-            if declared[0] != UNSIGNED_PAYLOAD:
-                raise AuthFailure(INVALID, MISMATCH_MESSAGE)
-            payload_hash = UNSIGNED_PAYLOAD
+            raise AuthFailure(INVALID, MISMATCH_MESSAGE)
         lines.append("")  # the canonical headers end with a newline of their own
         lines.append(scope.signed_headers_text)
         lines.append(payload_hash)

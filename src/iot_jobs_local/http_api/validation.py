@@ -39,6 +39,11 @@ _CLASS_ITEM = re.compile(r"\\p\{([A-Za-z]{1,2})\}|\\(.)|(.)")
 Matcher = Callable[[str], bool]
 
 
+#: What AWS's (Java) deserialiser holds: a 32-bit ``integer``, a 64-bit ``long``; beyond them SQLite
+#: could not store the value either.
+INTEGER_RANGES = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+
+
 def _category_matcher(pattern: str) -> Matcher | None:
     """``[^\\p{C}]+``, ``([\\p{L}\\p{Z}_.-]*)`` and the like: one class of categories and characters."""
     found = _CATEGORY_CLASS.match(pattern)
@@ -141,6 +146,9 @@ def _violation(shape: Shape, value: Any, path: str, problems: list[str]) -> str 
     elif kind in ("integer", "long"):
         if isinstance(value, bool) or not isinstance(value, int):
             return "be an integer"
+        low, high = INTEGER_RANGES[kind]
+        if not low <= value <= high:
+            return f"be between {low} and {high}"
         return _range(meta, value)
     elif kind in ("double", "float"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):

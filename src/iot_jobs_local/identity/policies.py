@@ -14,13 +14,13 @@ condition never grants (Allow) and always applies (Deny), the safe reading of "u
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from ..jobs import strict_json
 from .errors import MalformedPolicyException
 
 VERSIONS = ("2012-10-17", "2008-10-17")
@@ -101,7 +101,7 @@ def parse(document: str) -> tuple[Statement, ...]:
 @lru_cache(maxsize=1024)
 def _parse(document: str) -> tuple[Statement, ...]:
     try:
-        decoded = json.loads(document)
+        decoded = strict_json.loads(document)
     except ValueError:
         raise MalformedPolicyException("Policy document is not valid JSON") from None
     if not isinstance(decoded, dict):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import strict_json
 from .errors import InvalidRequest, ResourceNotFound
 from .model import Execution, ExecutionStatus, Job, JobStatus, JobTemplate, TargetSelection
 from .requests import JOB_ID_RE, THING_NAME_RE
@@ -114,7 +114,7 @@ def check_document(document: str) -> None:
     if len(document.encode()) > MAX_DOCUMENT_BYTES:
         raise InvalidRequest(f"The job document exceeds the maximum size of {MAX_DOCUMENT_BYTES} bytes")
     try:
-        parsed = json.loads(document)
+        parsed = strict_json.loads(document)
     except ValueError as exc:
         raise InvalidRequest(f"The job document is not valid JSON: {exc}") from None
     if not isinstance(parsed, dict):

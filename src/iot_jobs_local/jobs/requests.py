@@ -21,6 +21,7 @@ _DETAIL_KEY_RE = re.compile(r"^[a-zA-Z0-9:_-]{1,128}\Z")
 MAX_STATUS_DETAILS = 10
 MAX_DETAIL_VALUE = 1024
 MAX_STEP_TIMEOUT = 10080
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ def _optional_int(payload: dict[str, Any], name: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidRequest(f"{name} must be an integer")
+    if not LONG_MIN <= value <= LONG_MAX:  # a Java long on AWS; SQLite's INTEGER here
+        raise InvalidRequest(f"{name} must be between {LONG_MIN} and {LONG_MAX}")
     return value
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..engine import MAX_PENDING_LISTED, Engine, PendingChange
-from ..jobs import errors
+from ..jobs import errors, strict_json
 from ..jobs.lifecycle_events import JobEvent, LifecycleEvent
 from ..jobs.requests import JOB_ID_RE, THING_NAME_RE, parse_describe, parse_start_next, parse_update
 from ..wire import executions as device_wire
@@ -100,9 +100,9 @@ class MqttApi:
         if not payload.strip():
             return {}  # UNCONFIRMED: AWS's answer to an empty payload; we treat it as {}.
         try:
-            value = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
-            raise _Rejection("InvalidJson", "The request payload is not valid UTF-8 JSON") from None
+            value = strict_json.loads(payload)
+        except ValueError as exc:
+            raise _Rejection("InvalidJson", f"The request payload is not valid UTF-8 JSON: {exc}") from None
         if not isinstance(value, dict):
             raise _Rejection("InvalidJson", "The request payload must be a JSON object")
         return value

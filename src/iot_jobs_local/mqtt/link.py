@@ -53,8 +53,11 @@ CLIENT_ID = "iot-jobs-local-service"
 EVENT_BATCH = 256
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # a payload is always JSON
+
+
 def _encode(message: Outgoing) -> bytes:
-    return json.dumps(message.payload, separators=(",", ":")).encode()
+    return _ENCODER.encode(message.payload).encode()
 
 
 class ServiceLink:
