@@ -722,3 +722,30 @@ def test_at_most_ten_jobs_can_be_deleting_at_once(service_factory: Callable[...,
     assert sorted(j["jobId"] for j in iot.list_jobs(status="DELETION_IN_PROGRESS")["jobs"]) == sorted(jobs[:10])
     # the job that could not be deleted is untouched: its execution is still queued
     assert iot.describe_job_execution(jobId=jobs[10], thingName=thing)["execution"]["status"] == "QUEUED"
+
+
+# --------------------------------------------------------------------------------------------------
+# Shapes captured on AWS
+# --------------------------------------------------------------------------------------------------
+
+
+def test_empty_configs_and_details_have_aws_shape(service: ServiceProcess, iot: Any) -> None:
+    """DescribeJob carries ``timeoutConfig: {}`` and ``schedulingConfig: {}`` when none was set (a
+    published capture); DescribeJobExecution without details has ``statusDetails: {}`` (the AWS CLI
+    reference's example), not ``{"detailsMap": {}}``. Raw JSON, as boto3 would hide an empty dict."""
+    thing = unique("shape")
+    iot.create_thing(thingName=thing)
+    job = service.create_job(thing, {"a": 1})
+    raw: dict[str, Any] = {}
+
+    def keep(response_dict: dict[str, Any], **_: Any) -> None:
+        raw["body"] = json.loads(response_dict["body"])
+
+    iot.meta.events.register("before-parse.iot.*", keep)
+    try:
+        iot.describe_job(jobId=job)
+        assert raw["body"]["job"]["timeoutConfig"] == {} and raw["body"]["job"]["schedulingConfig"] == {}
+        iot.describe_job_execution(jobId=job, thingName=thing)
+        assert raw["body"]["execution"]["statusDetails"] == {}
+    finally:
+        iot.meta.events.unregister("before-parse.iot.*", keep)

@@ -479,14 +479,27 @@ def test_client_token_is_echoed_verbatim_by_raw_requests(
     assert "clientToken" not in body and "queuedJobs" in body
 
 
+@pytest.mark.parametrize("status", ["CANCELED", "QUEUED", "TIMED_OUT", "REMOVED"])
+def test_update_to_a_status_only_the_service_sets(
+    service: ServiceProcess, device: Callable[..., Device], status: str
+) -> None:
+    """Captured on AWS: refused as InvalidStateTransition before the execution is looked up (so no
+    executionState, and an unknown job gets the same answer)."""
+    d = device()
+    job = service.create_job(d.thing, {"a": 1})
+    for job_id in (job, unique("nojob")):
+        error = d.rejected("update", job_id, status=status)
+        assert error.code == "InvalidStateTransition", modeled(error)
+        assert error.message == f"The status of job execution cannot be changed to be {status}"
+        assert error.client_token == d.last_client_token and error.execution_state is None
+    described = d.describe(job)
+    assert described.execution.status == "QUEUED" and described.execution.version_number == 1
+
+
 @pytest.mark.parametrize(
     ("case", "kwargs"),
     [
         ("missing status", {"status": None}),
-        ("status CANCELED", {"status": "CANCELED"}),
-        ("status QUEUED", {"status": "QUEUED"}),
-        ("status TIMED_OUT", {"status": "TIMED_OUT"}),
-        ("status REMOVED", {"status": "REMOVED"}),
         ("unknown status", {"status": "DONE"}),
         ("11 statusDetails", {"status_details": {f"k{i}": "v" for i in range(11)}}),
         ("bad statusDetails key", {"status_details": {"bad key!": "v"}}),

@@ -125,11 +125,13 @@ def test_update_job_execution(service: ServiceProcess, iot: Any, data: Any) -> N
         "InvalidStateTransitionException",
         409,
     )
-    check_error(
-        error_of(data.update_job_execution, thingName=thing, jobId=job, status="CANCELED"),
-        "InvalidRequestException",
-        400,
-    )
+    for status in ("CANCELED", "QUEUED", "TIMED_OUT", "REMOVED"):
+        for job_id in (job, unique("nojob")):  # checked before the execution is looked up
+            refused = error_of(data.update_job_execution, thingName=thing, jobId=job_id, status=status)
+            check_error(refused, "InvalidStateTransitionException", 409)
+            assert (
+                refused.response["Error"]["Message"] == f"The status of job execution cannot be changed to be {status}"
+            )
     too_many = {f"k{i}": "v" for i in range(11)}
     check_error(
         error_of(data.update_job_execution, thingName=thing, jobId=job, status="IN_PROGRESS", statusDetails=too_many),

@@ -205,3 +205,26 @@ def test_a_thing_with_a_certificate_attached_cannot_be_deleted(service: ServiceP
     iot.delete_thing(thingName=thing)
     assert code_of(lambda: iot.describe_thing(thingName=thing)) == "ResourceNotFoundException"
     assert iot.list_principal_things(principal=arn)["things"] == []
+
+
+def test_the_deprecated_principal_policy_operations(service: ServiceProcess) -> None:
+    """AttachPrincipalPolicy & co. are still in the API (and in older scripts): the same attachments
+    as AttachPolicy with a certificate target, seen from either side."""
+    iot = service.iot()
+    certificate = iot.create_keys_and_certificate(setAsActive=True)["certificateArn"]
+    names = sorted(unique("dp") for _ in range(3))
+    document = json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}
+    )
+    for name in names:
+        iot.create_policy(policyName=name, policyDocument=document)
+        iot.attach_principal_policy(policyName=name, principal=certificate)
+    listed = iot.list_principal_policies(principal=certificate, ascendingOrder=True)["policies"]
+    assert sorted(p["policyName"] for p in listed) == names
+    assert [p["policyName"] for p in iot.list_attached_policies(target=certificate)["policies"]] == [
+        p["policyName"] for p in listed
+    ]
+    assert iot.list_policy_principals(policyName=names[0])["principals"] == [certificate]
+    iot.detach_principal_policy(policyName=names[0], principal=certificate)
+    assert iot.list_policy_principals(policyName=names[0])["principals"] == []
+    assert names[0] not in [p["policyName"] for p in iot.list_attached_policies(target=certificate)["policies"]]

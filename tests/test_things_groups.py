@@ -361,11 +361,18 @@ def test_list_thing_groups(service: ServiceProcess, iot: Any) -> None:
     grandchild = f"{children[0]}-g"
     iot.create_thing_group(thingGroupName=grandchild, parentGroupName=children[0])
 
-    direct, pages = collect(iot.list_thing_groups, "thingGroups", parentGroup=root, maxResults=2)
+    direct, pages = collect(iot.list_thing_groups, "thingGroups", parentGroup=root, recursive=False, maxResults=2)
     assert [g["groupName"] for g in direct] == children and pages == 2
     assert direct[0]["groupArn"] == group_arn(service, children[0])
-    everything = iot.list_thing_groups(parentGroup=root, recursive=True)["thingGroups"]
-    assert sorted(g["groupName"] for g in everything) == sorted([*children, grandchild])
+    # Without ``recursive`` (AWS's default is true), every descendant of the parent.
+    for everything in (
+        iot.list_thing_groups(parentGroup=root, recursive=True)["thingGroups"],
+        collect(iot.list_thing_groups, "thingGroups", parentGroup=root, maxResults=2)[0],
+    ):
+        assert sorted(g["groupName"] for g in everything) == sorted([*children, grandchild])
     prefixed = iot.list_thing_groups(namePrefixFilter=root)["thingGroups"]
     assert sorted(g["groupName"] for g in prefixed) == sorted([root, *children, grandchild])
+    # recursive=false without a parent: the top-level groups only.
+    top = iot.list_thing_groups(namePrefixFilter=root, recursive=False)["thingGroups"]
+    assert [g["groupName"] for g in top] == [root]
     check_error(error_of(iot.list_thing_groups, parentGroup=unique("nope")), "ResourceNotFoundException", 404)

@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 
 from iot_jobs_local.jobs import transitions
-from iot_jobs_local.jobs.errors import InvalidRequest, InvalidStateTransition, ResourceNotFound, VersionMismatch
+from iot_jobs_local.jobs.errors import InvalidStateTransition, ResourceNotFound, VersionMismatch
 from iot_jobs_local.jobs.model import DEVICE_SETTABLE, Execution, ExecutionStatus, Job, JobStatus, TargetSelection
 from iot_jobs_local.jobs.requests import StartNextRequest, UpdateRequest
 from iot_jobs_local.jobs.transitions import (
@@ -291,9 +291,13 @@ FORBIDDEN = [(a, b) for a in (Q, IP) for b in SERVICE_ONLY]
 
 
 @pytest.mark.parametrize(("current", "target"), FORBIDDEN, ids=[f"{a.value}->{b.value}" for a, b in FORBIDDEN])
-def test_update_to_service_only_status_is_invalid_request(current: ExecutionStatus, target: ExecutionStatus) -> None:
-    with pytest.raises(InvalidRequest, match=target.value):
+def test_update_to_service_only_status_is_an_invalid_transition(
+    current: ExecutionStatus, target: ExecutionStatus
+) -> None:
+    with pytest.raises(InvalidStateTransition, match=f"cannot be changed to be {target.value}"):
         update(ex("J1", current, T0), upd(target), NOW)
+    with pytest.raises(InvalidStateTransition):  # before the lookup: no execution at all
+        update(None, upd(target), NOW)
 
 
 def test_device_settable_statuses() -> None:

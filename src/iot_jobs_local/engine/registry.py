@@ -157,7 +157,9 @@ class RegistryOps(TargetOps):
                 return
             registry.check_expected_version("thing group", name, group.version, expected_version)
             if self._store.has_child_groups(name):
-                raise InvalidRequest(f"Thing group {name} has child groups; delete them first")
+                raise InvalidRequest(
+                    f"Cannot delete thing group : {name} when there are still child groups attached to it"
+                )
             lineage = [name, *(g.name for g in self._store.ancestors(name))]
             members = self._store.direct_members(name) if self._store.jobs_targeting_groups(lineage) else []
             targeted = self._store.continuous_jobs_for_things(members)

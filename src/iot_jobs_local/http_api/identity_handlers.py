@@ -269,6 +269,30 @@ def list_targets_for_policy(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# The deprecated principal-policy operations, still in the API and in older scripts: the same
+# attachments as AttachPolicy/DetachPolicy with a certificate ARN target (the principal header).
+def attach_principal_policy(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    ctx.identity.policies.attach_policy(p["policyName"], p["principal"])
+    return {}
+
+
+def detach_principal_policy(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    ctx.identity.policies.detach_policy(p["policyName"], p["principal"])
+    return {}
+
+
+def list_principal_policies(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    return _policy_list(*ctx.identity.policies.attached_policies(p["principal"], p.get("marker"), p.get("pageSize")))
+
+
+def list_policy_principals(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    targets, marker = ctx.identity.policies.targets_of_policy(p["policyName"], p.get("marker"), p.get("pageSize"))
+    out: dict[str, Any] = {"principals": targets}
+    if marker is not None:
+        out["nextMarker"] = marker
+    return out
+
+
 OPERATIONS: dict[str, Operation] = {
     "DescribeEndpoint": describe_endpoint,
     "CreateKeysAndCertificate": create_keys_and_certificate,
@@ -295,6 +319,10 @@ OPERATIONS: dict[str, Operation] = {
     "DetachPolicy": detach_policy,
     "ListAttachedPolicies": list_attached_policies,
     "ListTargetsForPolicy": list_targets_for_policy,
+    "AttachPrincipalPolicy": attach_principal_policy,
+    "DetachPrincipalPolicy": detach_principal_policy,
+    "ListPrincipalPolicies": list_principal_policies,
+    "ListPolicyPrincipals": list_policy_principals,
 }
 
 

@@ -97,7 +97,8 @@ def list_thing_groups(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
     found = engine.list_thing_groups(
         parent=p.get("parentGroup"),
         prefix=p.get("namePrefixFilter"),
-        recursive=bool(p.get("recursive", False)),
+        # Absent means true: the AWS CLI reference's list-thing-groups lists child groups unasked.
+        recursive=bool(p.get("recursive", True)),
         after=paging.decode("ListThingGroups", p.get("nextToken"), 1),
         limit=paging.limit(p),
     )

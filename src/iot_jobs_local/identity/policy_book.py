@@ -91,7 +91,9 @@ class PolicyBook:
         version = PolicyVersion(name, 1, document, now)
         with self._store.transaction():
             if self._store.policy(name) is not None:
-                raise ResourceAlreadyExistsException(f"Policy {name} already exists", name, policy.policy_arn)
+                raise ResourceAlreadyExistsException(  # AWS's wording (docs/fidelity.md)
+                    f"Policy cannot be created - name already exists (name={name})", name, policy.policy_arn
+                )
             self._store.put_policy(policy)
             self._store.put_version(version)
         return policy, version
@@ -104,7 +106,9 @@ class PolicyBook:
         with self._store.transaction():
             policy = self._policy(name)
             if self._store.targets_of_policy(name):
-                raise DeleteConflictException(f"Policy {name} is attached to one or more targets: detach it first")
+                raise DeleteConflictException(
+                    f"The policy cannot be deleted as the policy is attached to one or more principals (name={name})"
+                )
             if len(self._store.versions(name)) > 1:
                 raise DeleteConflictException(
                     f"Policy {name} has versions other than the default: delete them before the policy"
@@ -125,7 +129,7 @@ class PolicyBook:
             policy = self._policy(name)
             if len(self._store.versions(name)) >= MAX_VERSIONS:
                 raise VersionsLimitExceededException(
-                    f"Policy {name} already has {MAX_VERSIONS} versions: delete one before creating another"
+                    f"The policy {name} already has the maximum number of versions ({MAX_VERSIONS})"
                 )
             version = PolicyVersion(name, policy.last_version_id + 1, document, self._now())
             self._store.put_version(version)

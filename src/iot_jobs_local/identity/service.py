@@ -198,7 +198,7 @@ class IdentityService:
             raise InvalidRequestException(f"Invalid certificate id in principal: {principal}")
         found = self._store.certificate(certificate_id.lower())
         if found is None:
-            raise ResourceNotFoundException(f"The certificate {certificate_id} does not exist")
+            raise ResourceNotFoundException("The certificate given in the principal does not exist.")
         return found
 
     def _thing(self, thing_name: str) -> None:

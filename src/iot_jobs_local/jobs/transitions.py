@@ -64,6 +64,12 @@ def start_next(
     return started, True
 
 
+def _check_version(expected: int | None, execution: Execution) -> None:
+    if expected is not None and expected != execution.version_number:
+        # AWS's wording, from a capture another project published (docs/fidelity.md).
+        raise VersionMismatch(f"Expected version {expected} but found version {execution.version_number}", execution)
+
+
 def update(
     execution: Execution | None, request: UpdateRequest, now: float, in_progress_timeout: int | None = None
 ) -> Execution:
@@ -73,17 +79,13 @@ def update(
     the execution enters IN_PROGRESS; ``stepTimeoutInMinutes`` sets, replaces or cancels the step
     timer; a terminal status clears both.
     """
+    # Captured on AWS (HTTP 409 InvalidStateTransitionException; InvalidStateTransition over MQTT),
+    # and checked before the execution is looked up: an unknown job gets this answer too.
+    if request.status not in DEVICE_SETTABLE:
+        raise InvalidStateTransition(f"The status of job execution cannot be changed to be {request.status.value}")
     if execution is None:
         raise ResourceNotFound("No job execution found for this thing and job")
-    if request.status not in DEVICE_SETTABLE:
-        # UNCONFIRMED: InvalidRequest rather than InvalidStateTransition for a service-only status.
-        allowed = ", ".join(s.value for s in sorted(DEVICE_SETTABLE, key=lambda s: s.value))
-        raise InvalidRequest(f"A device cannot set status {request.status.value}; allowed: {allowed}")
-    if request.expected_version is not None and request.expected_version != execution.version_number:
-        raise VersionMismatch(
-            f"expectedVersion {request.expected_version} does not match the current version {execution.version_number}",
-            execution,
-        )
+    _check_version(request.expected_version, execution)
     if execution.status.is_terminal:
         raise InvalidStateTransition(f"Job execution is already in terminal state {execution.status.value}", execution)
     target = request.status
@@ -238,11 +240,7 @@ def cancel_execution(
     """CancelJobExecution: QUEUED -> CANCELED; IN_PROGRESS -> CANCELED only with ``force``."""
     if execution is None:
         raise ResourceNotFound("No job execution found for this thing and job")
-    if expected_version is not None and expected_version != execution.version_number:
-        raise VersionMismatch(
-            f"expectedVersion {expected_version} does not match the current version {execution.version_number}",
-            execution,
-        )
+    _check_version(expected_version, execution)
     if execution.status.is_terminal:
         # UNCONFIRMED: canceling a terminal execution; the model's InvalidStateTransitionException fits.
         raise InvalidStateTransition(f"Job execution is already in terminal state {execution.status.value}", execution)

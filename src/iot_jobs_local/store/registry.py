@@ -173,10 +173,12 @@ class RegistryQueries(StoreBase):
     def list_groups(
         self, *, parent: str | None, prefix: str | None, recursive: bool, after: Cursor | None, limit: int
     ) -> Page[ThingGroup]:
-        """By name: all groups, or the children (``recursive``: descendants) of ``parent``."""
+        """By name: the top-level groups (``recursive``: all groups), or the children of ``parent``
+        (``recursive``: all its descendants)."""
         params: list[Any] = []
         if parent is None:
-            query = f"SELECT {_GROUP_COLUMNS} FROM thing_groups WHERE 1"
+            where = "1" if recursive else "parent_name IS NULL"
+            query = f"SELECT {_GROUP_COLUMNS} FROM thing_groups WHERE {where}"
         elif recursive:
             query = (
                 f"{_SUBTREE} SELECT {_GROUP_COLUMNS} FROM thing_groups "

@@ -71,6 +71,9 @@ def job(
     out["isConcurrent"] = bool(processing)
     for key, value in j.config.items():
         out.setdefault(key, value)
+    # Present, empty, when the job has none (captured on AWS by another project; docs/fidelity.md).
+    out.setdefault("timeoutConfig", {})
+    out.setdefault("schedulingConfig", {})
     if window_starts:
         out["scheduledJobRollouts"] = [{"startTime": start} for start in window_starts]
     return out
@@ -104,7 +107,8 @@ def execution(e: Execution, thing_arn: str, now: float) -> dict[str, Any]:
     out: dict[str, Any] = {"jobId": e.job_id, "status": e.status.value}
     if e.status is ExecutionStatus.CANCELED or e.force_canceled:
         out["forceCanceled"] = e.force_canceled
-    out["statusDetails"] = {"detailsMap": dict(e.status_details)}
+    # ``{}`` without details, as in the AWS CLI reference's describe-job-execution example.
+    out["statusDetails"] = {"detailsMap": dict(e.status_details)} if e.status_details else {}
     out["thingArn"] = thing_arn
     out["queuedAt"] = e.queued_at
     if e.started_at is not None:
