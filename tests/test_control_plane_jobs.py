@@ -493,7 +493,7 @@ def test_continuous_job_follows_group_membership(
     assert d.next_event(JOBS_CHANGED).jobs == {}
     assert d.next_event(NEXT_CHANGED).execution is None
     execution = iot.describe_job_execution(jobId=job, thingName=d.thing)["execution"]
-    assert execution["status"] == "REMOVED" and execution["versionNumber"] == 2
+    assert execution["status"] == "REMOVED" and execution["versionNumber"] == 1  # kept, as captured on AWS
     assert counts(iot, job) == {"numberOfRemovedThings": 1}
     assert d.rejected("update", job, "IN_PROGRESS").code == "InvalidStateTransition"
 
@@ -502,6 +502,58 @@ def test_continuous_job_follows_group_membership(
     assert d.next_event(NEXT_CHANGED).execution.execution_number == 2
     assert ids(d.next_event(JOBS_CHANGED).jobs["QUEUED"]) == [job]
     assert iot.describe_job(jobId=job)["job"]["status"] == "IN_PROGRESS"
+
+
+def test_continuous_job_and_membership_as_captured_on_aws(
+    service: ServiceProcess, iot: Any, device: Callable[..., Device]
+) -> None:
+    """An IN_PROGRESS execution keeps running when its thing leaves the target group, and the device
+    may finish it; a thing that finished and then joins another target group of the same job gets a
+    new execution (number 2). UpdateThingGroupsForThing adds and removes in one call."""
+    first, second = unique("fleet"), unique("fleet")
+    iot.create_thing_group(thingGroupName=first)
+    iot.create_thing_group(thingGroupName=second)
+    d = device()
+    job = unique("cont")
+    iot.create_job(
+        jobId=job,
+        targets=[group_arn(service, first), group_arn(service, second)],
+        document=DOC,
+        targetSelection="CONTINUOUS",
+    )
+    iot.add_thing_to_thing_group(thingGroupName=first, thingName=d.thing)
+    d.next_event(JOBS_CHANGED)
+    d.next_event(NEXT_CHANGED)
+    assert d.start_next().execution.status == "IN_PROGRESS"
+
+    iot.remove_thing_from_thing_group(thingGroupName=first, thingName=d.thing)
+    running = iot.describe_job_execution(jobId=job, thingName=d.thing)["execution"]
+    assert running["status"] == "IN_PROGRESS" and running["versionNumber"] == 2
+    d.update(job, "SUCCEEDED")
+    d.next_event(JOBS_CHANGED)
+    d.next_event(NEXT_CHANGED)
+    assert iot.describe_job_execution(jobId=job, thingName=d.thing)["execution"]["status"] == "SUCCEEDED"
+
+    # Back in the first group and into the second at once: one new execution, number 2.
+    iot.update_thing_groups_for_thing(thingName=d.thing, thingGroupsToAdd=[first, second])
+    assert d.next_event(NEXT_CHANGED).execution.execution_number == 2
+    assert ids(d.next_event(JOBS_CHANGED).jobs["QUEUED"]) == [job]
+    assert d.update(job, "SUCCEEDED", execution_number=2) is not None
+    d.next_event(JOBS_CHANGED)
+    d.next_event(NEXT_CHANGED)
+
+    # Finished, and still in the first group: joining the other target group again queues number 3.
+    iot.update_thing_groups_for_thing(thingName=d.thing, thingGroupsToRemove=[second])
+    d.assert_no_event()
+    iot.update_thing_groups_for_thing(thingName=d.thing, thingGroupsToAdd=[second])
+    assert d.next_event(NEXT_CHANGED).execution.execution_number == 3
+    groups = iot.list_thing_groups_for_thing(thingName=d.thing)["thingGroups"]
+    assert sorted(g["groupName"] for g in groups) == sorted([first, second])
+    check_error(
+        error_of(iot.update_thing_groups_for_thing, thingName=d.thing, thingGroupsToAdd=[unique("nope")]),
+        "ResourceNotFoundException",
+        404,
+    )
 
 
 def test_continuous_job_join_when_another_job_is_the_head(

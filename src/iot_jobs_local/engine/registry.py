@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..jobs import creation, registry, transitions
@@ -184,31 +184,38 @@ class RegistryOps(TargetOps):
     def add_thing_to_thing_group(self, request: Mapping[str, Any]) -> None:
         """``request`` names the group and the thing, each by name or ARN (the wire members)."""
         group_name, thing_name = self._member_names(request)
-        now = self._clock()
-        with self._store.transaction():
-            group = self._require_group(group_name)
-            self._require_thing(thing_name)
-            current = self._store.groups_of_thing(thing_name)
-            if group_name in current:
-                return
-            roots = self._store.roots([*current, group_name])
-            registry.check_membership(thing_name, group, roots[group_name], {g: roots[g] for g in current})
-            before = self._store.continuous_jobs_for_things([thing_name])
-            self._store.add_member(group_name, thing_name)
-            changes = self._reconcile(before, now)
-        self._emit(changes)
+        self._change_membership(thing_name, [group_name], [])
 
     def remove_thing_from_thing_group(self, request: Mapping[str, Any]) -> None:
         group_name, thing_name = self._member_names(request)
+        self._change_membership(thing_name, [], [group_name])
+
+    def update_thing_groups_for_thing(self, thing_name: str, to_add: Sequence[str], to_remove: Sequence[str]) -> None:
+        """UpdateThingGroupsForThing: both lists in one transaction, then one reconciliation."""
+        self._change_membership(thing_name, to_add, to_remove)
+
+    def _change_membership(self, thing_name: str, to_add: Sequence[str], to_remove: Sequence[str]) -> None:
         now = self._clock()
         with self._store.transaction():
-            self._require_group(group_name)
+            groups = {name: self._require_group(name) for name in [*to_remove, *to_add]}
             self._require_thing(thing_name)
-            if group_name not in self._store.groups_of_thing(thing_name):
-                return
             before = self._store.continuous_jobs_for_things([thing_name])
-            self._store.remove_member(group_name, thing_name)
-            changes = self._reconcile(before, now)
+            entered: set[str] = set()
+            for name in to_remove:
+                if name in self._store.groups_of_thing(thing_name):
+                    self._store.remove_member(name, thing_name)
+            for name in to_add:
+                group = groups[name]
+                current = self._store.groups_of_thing(thing_name)
+                if name in current:
+                    continue
+                roots = self._store.roots([*current, name])
+                registry.check_membership(thing_name, group, roots[name], {g: roots[g] for g in current})
+                self._store.add_member(name, thing_name)
+                # Jobs targeting the group joined (or one of its ancestors) give the thing a new
+                # execution even if another of their groups already held it (captured on AWS).
+                entered |= self._store.jobs_targeting_groups([name, *(g.name for g in self._store.ancestors(name))])
+            changes = self._reconcile(before, now, {thing_name: entered} if entered else None)
         self._emit(changes)
 
     def list_things_in_thing_group(self, name: str, recursive: bool, after: Cursor | None, limit: int) -> Page[str]:

@@ -57,16 +57,28 @@ class TargetOps(EngineCore):
         after = {e.thing_name: transitions.pending_order([*before[e.thing_name], e]) for e in queued}
         return self._changes(before, after, now)
 
-    def _reconcile(self, targeted_before: Mapping[str, set[str]], now: float) -> list[PendingChange]:
+    def _reconcile(
+        self,
+        targeted_before: Mapping[str, set[str]],
+        now: float,
+        entered: Mapping[str, set[str]] | None = None,
+    ) -> list[PendingChange]:
         """After group membership changed: make the things follow the CONTINUOUS jobs that target them.
 
         ``targeted_before`` maps each affected thing to ``continuous_jobs_for_things`` read before the
-        change. A thing that became a target gets a new QUEUED execution (the next execution number);
-        a thing that stopped being one has its pending execution REMOVED. Set queries throughout, so a
-        group of thousands of things costs a handful of queries, not thousands.
+        change. A thing that became a target, or ``entered`` a target group of the job (though another
+        one held it already), gets a new QUEUED execution (the next execution number) unless one is
+        pending. A thing that stopped being one has its QUEUED execution REMOVED, its versionNumber
+        kept; an IN_PROGRESS one runs on and the device may still finish it (both captured on AWS).
+        Set queries throughout, so a group of thousands of things costs a handful of queries.
         """
         targeted_after = self._store.continuous_jobs_for_things(targeted_before)
-        joined = {t: targeted_after[t] - jobs for t, jobs in targeted_before.items() if targeted_after[t] - jobs}
+        entered = entered or {}
+        joined = {
+            t: new
+            for t, jobs in targeted_before.items()
+            if (new := (targeted_after[t] - jobs) | (entered.get(t, set()) & targeted_after[t]))
+        }
         left = {t: jobs - targeted_after[t] for t, jobs in targeted_before.items() if jobs - targeted_after[t]}
         affected = [*joined, *(t for t in left if t not in joined)]
         if not affected:
@@ -84,10 +96,10 @@ class TargetOps(EngineCore):
                 number = latest[job_id].get(thing, 0) + 1
                 changed.append(creation.new_execution(job_id, thing, number, self._store.next_seq(), now))
         removed = [
-            transitions.service_update(e, ExecutionStatus.REMOVED, now)
+            transitions.service_update(e, ExecutionStatus.REMOVED, now, bump_version=False)
             for thing, jobs in left.items()
             for e in before[thing]
-            if e.job_id in jobs
+            if e.job_id in jobs and e.status is ExecutionStatus.QUEUED
         ]
         self._store.put_executions([*changed, *removed])
         return self._changes(before, self._pending_many(affected), now)

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: Refuse a request whose body exceeds this (AWS IoT's largest documents are 32 KB; policies 2 KB).
 MAX_BODY = 1 << 20
+#: How long a refused connection keeps reading (and dropping) what the client still sends.
+LINGER_S = 2.0
 #: Refuse a request line plus headers beyond this many bytes.
 MAX_HEAD = 64 << 10
 #: Stop reading from a client that has this many requests waiting for their turn.
@@ -263,7 +265,7 @@ class HttpProtocol(asyncio.Protocol):
             item = self._queue.popleft()
             if isinstance(item, Reply):  # refused before it reached the API: answer, then close
                 self._transport.write(encode(item, close=True))
-                self._transport.close()
+                self._linger_close()
                 return
             try:
                 reply = self._respond(item)
@@ -279,6 +281,20 @@ class HttpProtocol(asyncio.Protocol):
         if self._paused and len(self._queue) < MAX_QUEUED // 2 and self._transport is not None:
             self._paused = False
             self._transport.resume_reading()
+
+    def _linger_close(self) -> None:
+        """Close after a refusal without losing the answer: a client still sending (a refused body)
+        would get a reset that can discard the reply unread, so the write side ends first and what
+        still arrives is dropped (``_broken``) for ``LINGER_S`` before the socket closes."""
+        transport = self._transport
+        if transport is None:
+            return
+        self._broken = True
+        if transport.can_write_eof():
+            transport.write_eof()
+            asyncio.get_running_loop().call_later(LINGER_S, transport.close)
+        else:
+            transport.close()
 
     def _send(self, request: Request, reply: Reply) -> None:
         if self._transport is None:

@@ -65,6 +65,13 @@ def delete_thing_group(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def update_thing_groups_for_thing(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
+    engine.update_thing_groups_for_thing(
+        p.get("thingName") or "", p.get("thingGroupsToAdd") or [], p.get("thingGroupsToRemove") or []
+    )
+    return {}
+
+
 def add_thing_to_thing_group(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
     engine.add_thing_to_thing_group(p)
     return {}
@@ -117,6 +124,7 @@ HANDLERS: dict[str, Handler] = {
     "UpdateThingGroup": update_thing_group,
     "DeleteThingGroup": delete_thing_group,
     "AddThingToThingGroup": add_thing_to_thing_group,
+    "UpdateThingGroupsForThing": update_thing_groups_for_thing,
     "RemoveThingFromThingGroup": remove_thing_from_thing_group,
     "ListThingsInThingGroup": list_things_in_thing_group,
     "ListThingGroupsForThing": list_thing_groups_for_thing,

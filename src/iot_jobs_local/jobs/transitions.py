@@ -182,17 +182,20 @@ def service_update(
     *,
     force_canceled: bool = False,
     status_details: dict[str, str] | None = None,
+    bump_version: bool = True,
 ) -> Execution:
     """A change the service makes (cancel, removal, timeout): bumps versionNumber like a device update.
 
-    UNCONFIRMED whether AWS bumps it; the reference recommends it, since CancelJobExecution takes an
-    ``expectedVersion``. Every status the service sets is terminal, so the timers stop.
+    UNCONFIRMED whether AWS bumps it on a cancel or a timeout; the reference recommends it, since
+    CancelJobExecution takes an ``expectedVersion``. A QUEUED execution REMOVED because its thing
+    left the target group keeps its version (captured on AWS): ``bump_version=False``. Every status
+    the service sets is terminal, so the timers stop.
     """
     changed = replace(
         execution,
         status=status,
         last_updated_at=now,
-        version_number=execution.version_number + 1,
+        version_number=execution.version_number + (1 if bump_version else 0),
         force_canceled=force_canceled or execution.force_canceled,
         status_details=status_details if status_details is not None else execution.status_details,
         step_timeout_minutes=None,
