@@ -641,7 +641,7 @@ def test_rejected_payloads_on_the_wire(service: ServiceProcess, raw_device: Call
     assert body["code"] == "VersionMismatch"
     assert body["executionState"] == {"status": "QUEUED", "versionNumber": 1}
 
-    invalid = raw.request(f"{base}/{job}/update", {"clientToken": "c2", "status": "QUEUED"}).json()
+    invalid = raw.request(f"{base}/{job}/update", {"clientToken": "c2", "status": "DONE"}).json()
     assert sorted(invalid) == ["clientToken", "code", "message", "timestamp"]
     assert invalid["code"] == "InvalidRequest"
 
