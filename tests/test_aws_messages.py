@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import ServiceProcess, error_of, unique
+from support.api import error_of
+from support.common import unique
+from support.service import ServiceProcess
 
 DOCUMENT = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]})
 

@@ -12,7 +12,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import RESPONSE_TIMEOUT, ServiceProcess, unique
+from support.common import RESPONSE_TIMEOUT, unique
+from support.service import ServiceProcess
 from test_policies import NOT_AUTHORIZED, Identities, Mqtt, allowed, connack, statement
 from test_policies import ids as ids  # the fixture, shared
 

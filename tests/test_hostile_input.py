@@ -15,8 +15,10 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from conftest import RESPONSE_TIMEOUT, RawDevice, ServiceProcess, unique
 from hostile_corpus import HTTP_CASES, MQTT_CASES, HttpCase, MqttCase
+from support.common import RESPONSE_TIMEOUT, unique
+from support.raw_device import RawDevice
+from support.service import ServiceProcess
 
 PACKET_TOO_LARGE = 0x95
 NEVER = ("InternalError", "InternalFailureException", "InternalFailure")

@@ -6,7 +6,8 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import ServiceProcess, unique
+from support.common import unique
+from support.service import ServiceProcess
 
 
 def loose(root: Path) -> list[str]:
