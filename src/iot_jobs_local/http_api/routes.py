@@ -19,7 +19,6 @@ from botocore.model import OperationModel, ServiceModel, Shape
 
 from ..jobs import strict_json
 from . import validation
-from .validation import INTEGER_RANGES
 
 
 class BadRequest(Exception):
@@ -195,13 +194,9 @@ def _coerce(shape: Shape, raw: str, name: str) -> Any:
         return raw == "true"
     if kind in ("integer", "long"):
         try:
-            value = int(raw)
+            return int(raw)  # its range is checked with the body's members (validation.problems)
         except ValueError:
             raise BadRequest(f"{name} must be an integer") from None
-        low, high = INTEGER_RANGES[kind]
-        if not low <= value <= high:
-            raise BadRequest(f"{name} must be between {low} and {high}")
-        return value
     if kind == "double":
         return float(raw)
     return raw

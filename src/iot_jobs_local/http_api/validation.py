@@ -21,6 +21,8 @@ from typing import Any
 
 from botocore.model import ListShape, MapShape, Shape, StructureShape
 
+from ..jobs.requests import LONG_MAX, LONG_MIN
+
 #: Java's POSIX classes, which are ASCII-only unless UNICODE_CHARACTER_CLASS is set.
 _POSIX = {
     r"\p{Upper}": "A-Z",
@@ -41,7 +43,7 @@ Matcher = Callable[[str], bool]
 
 #: What AWS's (Java) deserialiser holds: a 32-bit ``integer``, a 64-bit ``long``; beyond them SQLite
 #: could not store the value either.
-INTEGER_RANGES = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+INTEGER_RANGES = {"integer": (-(2**31), 2**31 - 1), "long": (LONG_MIN, LONG_MAX)}
 
 
 def _category_matcher(pattern: str) -> Matcher | None:
