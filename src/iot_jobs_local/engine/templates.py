@@ -1,11 +1,13 @@
-"""Job templates: a document and configuration that CreateJob can start from."""
+"""Job templates: a document and configuration that CreateJob can start from; the account's own, and
+AWS's managed ones (read-only data, ``jobs/managed_templates``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..jobs import configs, creation
+from ..jobs import configs, creation, managed_templates
 from ..jobs.errors import Conflict, InvalidRequest, ResourceNotFound
+from ..jobs.managed_templates import ManagedTemplate
 from ..jobs.model import JobTemplate
 from ..store import Cursor, Page
 from .core import EngineCore
@@ -52,3 +54,16 @@ class TemplateOps(EngineCore):
         with self._store.transaction():
             self.describe_job_template(template_id)
             self._store.delete_template(template_id)
+
+    def list_managed_job_templates(self, name: str | None, after: Cursor | None, limit: int) -> Page[ManagedTemplate]:
+        """Every version of every managed template (of ``name``), in name then version order."""
+        items, more = managed_templates.listing(name, after, limit)
+        return Page(items, (items[-1].name, items[-1].version) if more and items else None)
+
+    def describe_managed_job_template(self, name: str, version: str | None) -> ManagedTemplate:
+        template = managed_templates.find(name, version)
+        if template is None:
+            # UNCONFIRMED: AWS's message (ResourceNotFoundException is modeled for the operation).
+            shown = name if version is None else f"{name}:{version}"
+            raise ResourceNotFound(f"Managed job template {shown} cannot be found.")
+        return template

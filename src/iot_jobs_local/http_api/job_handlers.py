@@ -47,7 +47,7 @@ def describe_job(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def get_job_document(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
-    return {"document": engine.get_job_document(p["jobId"])}
+    return {"document": engine.get_job_document(p["jobId"], bool(p.get("beforeSubstitution", False)))}
 
 
 def list_jobs(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
@@ -107,6 +107,18 @@ def delete_job_template(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def list_managed_job_templates(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
+    after = paging.decode("ListManagedJobTemplates", p.get("nextToken"), 2)
+    found = engine.list_managed_job_templates(p.get("templateName"), after, paging.limit(p))
+    templates = [control_wire.managed_template_summary(t, engine.identity.region) for t in found.items]
+    return paging.output("ListManagedJobTemplates", "managedJobTemplates", templates, found)
+
+
+def describe_managed_job_template(engine: Engine, p: dict[str, Any]) -> dict[str, Any]:
+    template = engine.describe_managed_job_template(p["templateName"], p.get("templateVersion"))
+    return control_wire.managed_template(template, engine.identity.region)
+
+
 HANDLERS: dict[str, Handler] = {
     "CreateJob": create_job,
     "DescribeJob": describe_job,
@@ -120,4 +132,6 @@ HANDLERS: dict[str, Handler] = {
     "DescribeJobTemplate": describe_job_template,
     "ListJobTemplates": list_job_templates,
     "DeleteJobTemplate": delete_job_template,
+    "ListManagedJobTemplates": list_managed_job_templates,
+    "DescribeManagedJobTemplate": describe_managed_job_template,
 }

@@ -77,12 +77,12 @@ def check_target_count(count: int) -> None:
 
 
 def template_id_from_arn(arn: str, region: str, account: str) -> str:
-    """The id of one of this account's job templates; AWS managed templates are not served here."""
+    """The id of one of this account's job templates (managed templates are looked up before this)."""
     match = _TEMPLATE_ARN_RE.match(arn)
     if match is None:
         raise InvalidRequest(f"jobTemplateArn {arn!r} is not a job template ARN")
     if match.group(2) is None:
-        raise ResourceNotFound(f"Managed job template {match.group(3)} is not available in this service")
+        raise ResourceNotFound(f"Job template {arn} cannot be found.")  # no account: not a template we have
     if match.group(1) != region or match.group(2) != account:
         raise ResourceNotFound(f"Job template {arn} cannot be found.")
     return match.group(3)

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..jobs import timers
+from ..jobs.managed_templates import ManagedTemplate
 from ..jobs.model import Execution, ExecutionStatus, Job, JobStatus, JobTemplate
 
 _COUNTERS = {
@@ -152,4 +153,32 @@ def template_summary(t: JobTemplate) -> dict[str, Any]:
         "jobTemplateId": t.template_id,
         "description": t.description,
         "createdAt": t.created_at,
+    }
+
+
+def managed_template_summary(t: ManagedTemplate, region: str) -> dict[str, Any]:
+    """ManagedJobTemplateSummary, members in the model's order."""
+    return {
+        "templateArn": t.arn(region),
+        "templateName": t.name,
+        "description": t.description,
+        "environments": list(t.environments),
+        "templateVersion": t.version,
+    }
+
+
+def managed_template(t: ManagedTemplate, region: str) -> dict[str, Any]:
+    """DescribeManagedJobTemplate's output, members in the model's order; each document parameter's
+    members in the order of the developer guide's describe-managed-job-template output."""
+    return {
+        "templateName": t.name,
+        "templateArn": t.arn(region),
+        "description": t.description,
+        "templateVersion": t.version,
+        "environments": list(t.environments),
+        "documentParameters": [
+            {"key": p.key, "description": p.description, "regex": p.regex, "example": p.example, "optional": p.optional}
+            for p in t.parameters
+        ],
+        "document": t.document,
     }
