@@ -10,12 +10,14 @@ is copied below) and botocore's model.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ParamValidationError
 
+from repl_driver import PipedRepl, payload
 from support.api import check_error, collect, error_of
 from support.common import unique
 from support.device import Device
@@ -464,3 +466,84 @@ def test_template_arn_refusals(service: ServiceProcess, thing: str) -> None:
         f"arn:aws:iot:{service.region}::jobtemplate/AWS-Reboot",
     ):
         _refused(service, thing, "ResourceNotFoundException", 404, jobTemplateArn=arn)
+
+
+# The console ------------------------------------------------------------------------------------
+@pytest.fixture
+def console(service: ServiceProcess, tmp_path: Path) -> Iterator[tuple[PipedRepl, str]]:
+    """The real ``iot-jobs`` program on a pipe, as its own new thing on the shared service."""
+    thing = unique("mt-repl")
+    driver = PipedRepl(
+        ["--local", "--state-dir", str(service.state_dir), "--thing", thing],
+        env={"XDG_STATE_HOME": str(tmp_path / "state")},
+    )
+    try:
+        yield driver, thing
+    finally:
+        if driver.process.poll() is None:
+            driver.send("quit")
+        assert driver.close() == 0, driver.dump()
+
+
+def test_console_templates(console: tuple[PipedRepl, str], service: ServiceProcess) -> None:
+    r, thing = console
+    r.send("list-templates")
+    listed = payload(r.expect("ListManagedJobTemplates Response: "))
+    assert [t["templateName"] for t in listed["managedJobTemplates"]] == NAMES
+    assert "nextToken" not in listed
+    r.send("list-templates --name AWS-Reboot")
+    listed = payload(r.next_line())
+    assert [t["templateArn"] for t in listed["managedJobTemplates"]] == [_arn(service, "AWS-Reboot")]
+    r.send("describe-template AWS-Download-File --version 1.0")
+    described = payload(r.next_line())
+    assert described["document"] == DOWNLOAD_FILE_DOCUMENT
+
+    # Mistakes: one clear line each, nothing sent (or AWS's code when the service refuses).
+    cases = [
+        ("create-job J1 --template", "Error: create-job: --template needs a template name"),
+        ("create-job J1 --template AWS-Reboot --param", "Error: create-job: --param needs at least one KEY=VALUE"),
+        ("create-job J1 --template AWS-Reboot --param runAsUser", "Error: create-job: --param expects KEY=VALUE"),
+        ("create-job J1 --template AWS-Reboot --param =x", "Error: create-job: --param expects KEY=VALUE, got '=x'"),
+        ("create-job J1 --template AWS-Reboot --param runAsUser=", "Error: create-job: --param runAsUser= has no"),
+        ("create-job J1 --param command=ls", "Error: create-job: --param needs --template NAME"),
+        ("create-job J1 --template AWS-Reboot --frob", "Error: create-job: unknown option --frob"),
+        ("create-job J1 --template 'AWS-Reboot", "Error: create-job: cannot parse the arguments"),
+        ("create-job J1 --template AWS-Nope", "DescribeManagedJobTemplate failed: ResourceNotFoundException: "),
+        ("create-job J1 --template AWS-Download-File", "CreateJob failed: InvalidRequestException: Missing required"),
+        (
+            "create-job J1 --template AWS-Reboot --param force=yes",
+            "CreateJob failed: InvalidRequestException: Document parameter(s) force",
+        ),
+        ("describe-template AWS-Reboot --version x", "DescribeManagedJobTemplate failed: InvalidRequestException: "),
+    ]
+    for command, expected in cases:
+        r.send(command)
+        line = r.next_line()
+        assert line.startswith(expected), f"{command!r} -> {line!r}"
+        assert "\n" not in line and "Traceback" not in line
+
+    # A job from a managed template on the console's thing; the device's events carry the
+    # substituted document.
+    job = unique("mt-console")
+    r.send(f'create-job {job} --template AWS-Install-Application --param packages="nginx curl" runAsUser=root')
+    created = payload(r.expect("CreateJob Response: "))
+    assert created["jobId"] == job
+    assert created["description"] == "A managed job template for installing one or more applications."
+    nxt = payload(r.expect("Received NextJobExecutionChanged event: "))
+    assert nxt["execution"]["jobId"] == job
+    action = nxt["execution"]["jobDocument"]["steps"][0]["action"]
+    assert action["input"]["args"] == ["nginx curl"] and action["runAsUser"] == "root"
+    job_record = service.iot().describe_job(jobId=job)["job"]
+    assert job_record["targets"] == [service.thing_arn(thing)]
+    assert job_record["jobTemplateArn"] == _arn(service, "AWS-Install-Application")
+    assert job_record["documentParameters"] == {"packages": "nginx curl", "runAsUser": "root"}
+
+    # No parameters at all; and the help shows the template form.
+    reboot = unique("mt-console")
+    r.send(f"create-job {reboot} --template AWS-Reboot")
+    assert payload(r.expect("CreateJob Response: "))["jobId"] == reboot
+    r.send("help create-job")
+    r.expect("usage: create-job <jobId> <document-json> | create-job <jobId> --template NAME [--param KEY=VALUE...]")
+    r.expect("  --template NAME: ")
+    r.send("help")
+    r.expect("  list-templates ")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import render
+from . import render, template_commands
 from .arguments import Arg, Option, Parsed, parse
 from .errors import IotJobsError, UsageError
 from .formatting import Formatter
@@ -41,6 +41,9 @@ class ControlPlaneApi(Protocol):
         self, job_id: str, force: bool = False, comment: str | None = None, reason_code: str | None = None
     ) -> dict[str, Any]: ...
     def list_executions(self, job_id: str, status: str | None = None) -> dict[str, Any]: ...
+    def create_job_from_template(self, job_id: str, template_arn: str, params: dict[str, str]) -> dict[str, Any]: ...
+    def list_managed_job_templates(self, name: str | None = None) -> dict[str, Any]: ...
+    def describe_managed_job_template(self, name: str, version: str | None = None) -> dict[str, Any]: ...
 
 
 class Output(Protocol):
@@ -70,9 +73,13 @@ class Command:
     options: tuple[Option, ...] = ()
     #: The last argument is the rest of the line, verbatim (a JSON document with spaces).
     raw_tail: bool = False
+    #: The usage line, when the one built from ``args`` and ``options`` would mislead (alternatives).
+    usage_text: str | None = None
 
     @property
     def usage(self) -> str:
+        if self.usage_text is not None:
+            return self.usage_text
         parts = [self.name]
         for arg in self.args:
             parts.append(f"[{_arg_text(arg)}]" if arg.optional else f"<{_arg_text(arg)}>")
@@ -131,7 +138,10 @@ def _show_boto(ctx: Context, operation: str, response: dict[str, Any]) -> None:
 def _create_job(ctx: Context, p: Parsed) -> None:
     job_id = p.args[0]
     if len(p.args) < 2:
-        raise UsageError("a job document (JSON, or @file) is required")
+        raise UsageError("a job document (JSON, or @file) or --template NAME is required")
+    if p.args[1].startswith("--"):  # a document never starts so: the managed-template form
+        template_commands.create_job(ctx, job_id, p.args[1])
+        return
     document = load_document(p.args[1])
     response = ctx.control.create_job(job_id, document)
     ctx.state.remember_jobs([job_id])
@@ -240,11 +250,14 @@ def build_table() -> dict[str, Command]:
     commands = [
         Command(
             "create-job",
-            "create a job targeting this thing (control plane); @file reads the document",
-            'create-job Job1 {"ToDo":"Reboot"}',
+            "create a job targeting this thing (control plane) from a document (@file reads one) "
+            "or from an AWS managed template",
+            'create-job Job1 {"ToDo":"Reboot"}  |  create-job Job2 --template AWS-Run-Command --param command=echo,ok',
             _create_job,
             (_JOB, Arg("document-json", "document")),
+            template_commands.CREATE_OPTIONS,
             raw_tail=True,
+            usage_text=template_commands.CREATE_USAGE,
         ),
         Command(
             "delete-job",
@@ -288,6 +301,22 @@ def build_table() -> dict[str, Command]:
             _list_executions,
             (_JOB,),
             (Option("--status", "only executions in this status", "STATUS", "execution-status"),),
+        ),
+        Command(
+            "list-templates",
+            "list the AWS managed job templates (control plane)",
+            "list-templates --name AWS-Reboot",
+            template_commands.list_templates,
+            (),
+            (Option("--name", "only the versions of this template", "NAME"),),
+        ),
+        Command(
+            "describe-template",
+            "show a managed job template: its documentParameters and document",
+            "describe-template AWS-Download-File",
+            template_commands.describe_template,
+            (Arg("templateName"),),
+            (Option("--version", "a particular version (default: AWS's default one)", "VERSION"),),
         ),
         Command(
             "get-pending-job-executions",

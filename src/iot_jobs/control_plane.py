@@ -108,3 +108,29 @@ class ControlPlane:
         if status:
             kwargs["status"] = status
         return self._call("ListJobExecutionsForJob", self._client.list_job_executions_for_job, **kwargs)
+
+    def create_job_from_template(self, job_id: str, template_arn: str, params: dict[str, str]) -> dict[str, Any]:
+        """CreateJob from a job template's ARN; ``params`` become ``documentParameters`` (managed templates)."""
+        kwargs: dict[str, Any] = {"jobId": job_id, "targets": [self.thing_arn], "jobTemplateArn": template_arn}
+        if params:
+            kwargs["documentParameters"] = params
+        return self._call("CreateJob", self._client.create_job, **kwargs)
+
+    def list_managed_job_templates(self, name: str | None = None) -> dict[str, Any]:
+        """Every page of ListManagedJobTemplates, as one response (the last page's metadata)."""
+        kwargs: dict[str, Any] = {"templateName": name} if name else {}
+        templates: list[Any] = []
+        while True:
+            page = self._call("ListManagedJobTemplates", self._client.list_managed_job_templates, **kwargs)
+            templates.extend(page.get("managedJobTemplates", []))
+            token = page.pop("nextToken", None)
+            if not token:
+                page["managedJobTemplates"] = templates
+                return page
+            kwargs["nextToken"] = token
+
+    def describe_managed_job_template(self, name: str, version: str | None = None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"templateName": name}
+        if version is not None:
+            kwargs["templateVersion"] = version
+        return self._call("DescribeManagedJobTemplate", self._client.describe_managed_job_template, **kwargs)

@@ -30,7 +30,7 @@ def texts(line: str) -> list[str]:
         ("get", ["get-pending-job-executions"]),
         ("GET-P", ["get-pending-job-executions"]),
         ("up", ["update-job-execution"]),
-        ("de", ["delete-job", "describe-job", "describe-job-execution"]),
+        ("de", ["delete-job", "describe-job", "describe-template", "describe-job-execution"]),
         ("update-job-execution ", JOBS),
         ("update-job-execution j", ["Job1", "Job2"]),
         ("update-job-execution FIRM", ["firmware-7"]),
