@@ -194,9 +194,10 @@ def test_list_refusals(iot: Any) -> None:
     check_error(error_of(iot.list_managed_job_templates, nextToken="garbage"), "InvalidRequestException", 400)
     check_error(error_of(iot.list_managed_job_templates, maxResults=251), "InvalidRequestException", 400)
     check_error(error_of(iot.list_managed_job_templates, templateName="x" * 65), "InvalidRequestException", 400)
-    other = iot.list_job_templates(maxResults=1).get("nextToken")
-    if other:  # a token of another listing is not this one's
-        check_error(error_of(iot.list_managed_job_templates, nextToken=other), "InvalidRequestException", 400)
+    for _ in range(2):
+        iot.create_job_template(jobTemplateId=unique("custom"), description="mine", document='{"a":1}')
+    other = iot.list_job_templates(maxResults=1)["nextToken"]  # a token of another listing is not this one's
+    check_error(error_of(iot.list_managed_job_templates, nextToken=other), "InvalidRequestException", 400)
     with pytest.raises(ParamValidationError):  # boto3 checks min itself
         iot.list_managed_job_templates(maxResults=0)
 
