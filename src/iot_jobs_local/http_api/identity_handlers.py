@@ -258,7 +258,10 @@ def detach_policy(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_attached_policies(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    return _policy_list(*ctx.identity.policies.attached_policies(p["target"], p.get("marker"), p.get("pageSize")))
+    found = ctx.identity.policies.attached_policies(
+        p["target"], p.get("marker"), p.get("pageSize"), bool(p.get("recursive", False))
+    )
+    return _policy_list(*found)
 
 
 def list_targets_for_policy(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:

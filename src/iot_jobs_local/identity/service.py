@@ -24,6 +24,7 @@ from .errors import (
     InvalidRequestException,
     ResourceNotFoundException,
 )
+from .groups import NO_GROUPS, Groups
 from .paging import next_marker, window
 from .policy_book import PolicyBook
 from .store import Certificate, IdentityStore, ThingPrincipal
@@ -69,6 +70,7 @@ class IdentityService:
         account: str,
         thing_exists: Callable[[str], bool],
         clock: Callable[[], float],
+        groups: Groups = NO_GROUPS,
     ) -> None:
         self._store = store
         self.region = region
@@ -78,7 +80,8 @@ class IdentityService:
         self._ca = ca
         self._thing_exists = thing_exists
         self._listeners: list[Listener] = []
-        self.policies = PolicyBook(store, self.arn_prefix, clock, self._changed, self._principal)
+        self._groups = groups
+        self.policies = PolicyBook(store, self.arn_prefix, clock, self._changed, self._principal, groups)
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -238,12 +241,19 @@ class IdentityService:
         certificate = self._principal(principal)
         return self._store.things_of_principal(certificate.certificate_arn)
 
+    def membership_changed(self, deleted_groups: Sequence[str]) -> None:
+        """Engine listener: group membership changed (or groups were deleted, taking their policy
+        attachments with them). Access is rebuilt only if some thing group has a policy."""
+        dropped = self.policies.forget_groups(list(deleted_groups)) if deleted_groups else False
+        if dropped or self.policies.group_targets_attached():
+            self._changed()
+
     # what the broker enforces ------------------------------------------------------------------
-    def _statements(self, certificate: Certificate) -> list[policies.Statement]:
-        out: list[policies.Statement] = []
-        for _name, document in self._store.default_documents_of_target(certificate.certificate_arn):
-            out += policies.parse(document)
-        return out
+    def _statements(self, certificate: Certificate, things: Sequence[str]) -> list[policies.Statement]:
+        """The certificate's own policies, and those of the thing groups (and their ancestors) of
+        ``things``: AWS evaluates them together (an explicit Deny in any of them wins)."""
+        groups = [self.policies.group_arn(g) for g in self._groups.inherited_by(things)]
+        return self.policies.statements_of([certificate.certificate_arn, *groups])
 
     def _things(self, certificate: Certificate) -> tuple[list[str], list[str]]:
         attached = self._store.things_of_principal(certificate.certificate_arn)
@@ -262,7 +272,7 @@ class IdentityService:
         if thing is not None:
             variables[policies.THING_NAME] = thing
         return policies.allowed(
-            self._statements(certificate),
+            self._statements(certificate, [thing] if thing is not None else []),
             "iot:Connect",
             f"{self.arn_prefix}:client/{client_id}",
             variables,
@@ -276,5 +286,6 @@ class IdentityService:
             if certificate.status != "ACTIVE":
                 continue
             exclusive, names = self._things(certificate)
-            out.append(Grant(certificate.common_name, self._statements(certificate), tuple(exclusive[:1] or names)))
+            things = tuple(exclusive[:1] or names)
+            out.append(Grant(certificate.common_name, self._statements(certificate, things), things))
         return out
