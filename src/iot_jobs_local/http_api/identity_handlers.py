@@ -78,6 +78,44 @@ def create_keys_and_certificate(ctx: Context, p: dict[str, Any]) -> dict[str, An
     }
 
 
+def _registered(certificate: Certificate) -> dict[str, Any]:
+    return {"certificateArn": certificate.certificate_arn, "certificateId": certificate.certificate_id}
+
+
+def create_certificate_from_csr(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    certificate = ctx.identity.create_certificate_from_csr(
+        p["certificateSigningRequest"], bool(p.get("setAsActive", False))
+    )
+    return {**_registered(certificate), "certificatePem": certificate.certificate_pem}
+
+
+def register_certificate(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    certificate = ctx.identity.register_certificate(
+        p["certificatePem"], p.get("caCertificatePem"), p.get("status"), p.get("setAsActive")
+    )
+    return _registered(certificate)
+
+
+def register_certificate_without_ca(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    return _registered(ctx.identity.register_certificate_without_ca(p["certificatePem"], p.get("status")))
+
+
+def list_ca_certificates(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    """The one CA iot-jobs-local has, its own (RegisterCACertificate is out of scope)."""
+    ca = ctx.identity.local_ca()
+    if p.get("marker"):
+        return {"certificates": []}
+    keys = ("certificateArn", "certificateId", "status", "creationDate")
+    return {"certificates": [{k: ca[k] for k in keys}]}
+
+
+def describe_ca_certificate(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    ca = ctx.identity.local_ca()
+    if p["certificateId"].lower() != ca["certificateId"]:
+        raise ResourceNotFoundException(f"The CA certificate {p['certificateId']} does not exist")
+    return {"certificateDescription": {**ca, "ownedBy": ctx.identity.account}}
+
+
 def describe_certificate(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     certificate = ctx.identity.describe_certificate(p["certificateId"])
     return {"certificateDescription": _certificate_description(ctx, certificate)}
@@ -299,6 +337,11 @@ def list_policy_principals(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 OPERATIONS: dict[str, Operation] = {
     "DescribeEndpoint": describe_endpoint,
     "CreateKeysAndCertificate": create_keys_and_certificate,
+    "CreateCertificateFromCsr": create_certificate_from_csr,
+    "RegisterCertificate": register_certificate,
+    "RegisterCertificateWithoutCA": register_certificate_without_ca,
+    "ListCACertificates": list_ca_certificates,
+    "DescribeCACertificate": describe_ca_certificate,
     "DescribeCertificate": describe_certificate,
     "UpdateCertificate": update_certificate,
     "DeleteCertificate": delete_certificate,

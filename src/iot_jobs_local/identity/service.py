@@ -16,12 +16,14 @@ import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
-from . import pki, policies
+from . import pki, policies, registration
 from .errors import (
     CertificateStateException,
     DeleteConflictException,
     InvalidRequestException,
+    ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
 from .groups import NO_GROUPS, Groups
@@ -100,8 +102,47 @@ class IdentityService:
         certificate = self.register(issued.certificate_pem, "ACTIVE" if set_as_active else "INACTIVE")
         return certificate, issued
 
+    def local_ca(self) -> dict[str, Any]:
+        """The local CA as DescribeCACertificate shows a registered CA (ACTIVE, no auto-registration)."""
+        pem = self._ca().certificate_pem
+        facts = pki.facts(pem)
+        return {
+            "certificateArn": f"{self.arn_prefix}:cacert/{facts.certificate_id}",
+            "certificateId": facts.certificate_id,
+            "status": "ACTIVE",
+            "certificatePem": pem.decode(),
+            "creationDate": facts.not_before,
+            "autoRegistrationStatus": "DISABLE",
+            "lastModifiedDate": facts.not_before,
+            "customerVersion": 1,
+            "generationId": facts.certificate_id[:32],
+            "validity": {"notBefore": facts.not_before, "notAfter": facts.not_after},
+            "certificateMode": "DEFAULT",
+        }
+
+    def create_certificate_from_csr(self, csr_pem: str, set_as_active: bool) -> Certificate:
+        """Sign the CSR with the local CA (AWS signs it with its own)."""
+        try:
+            pem = pki.sign_csr(self._ca(), csr_pem.encode(), f"iot-cert.{secrets.token_hex(16)}")
+        except pki.BadCertificate as exc:
+            raise InvalidRequestException(str(exc)) from None
+        return self.register(pem, "ACTIVE" if set_as_active else "INACTIVE")
+
+    def register_certificate(
+        self, certificate_pem: str, ca_pem: str | None, status: str | None, set_as_active: bool | None
+    ) -> Certificate:
+        """RegisterCertificate: a certificate signed by a registered CA (here: the local CA)."""
+        data = registration.usable(certificate_pem, self.now())
+        registration.check_issuer(data, ca_pem, self._ca().certificate_pem)
+        return self.register(data, registration.status_of(status, set_as_active))
+
+    def register_certificate_without_ca(self, certificate_pem: str, status: str | None) -> Certificate:
+        """Any certificate. The broker trusts only the local CA, so only one it signed can connect."""
+        data = registration.usable(certificate_pem, self.now())
+        return self.register(data, registration.status_of(status, None))
+
     def register(self, certificate_pem: bytes, status: str) -> Certificate:
-        """Record a certificate signed by the local CA (new, or issued by an older version)."""
+        """Record a certificate (issued here, by an older version, or registered by a caller)."""
         facts = pki.facts(certificate_pem)
         now = self.now()
         certificate = Certificate(
@@ -118,7 +159,13 @@ class IdentityService:
             generation_id=uuid.uuid4().hex,
         )
         with self._store.transaction():
+            if self._store.certificate(facts.certificate_id) is not None:
+                raise ResourceAlreadyExistsException(
+                    registration.ALREADY_REGISTERED, facts.certificate_id, certificate.certificate_arn
+                )
             if self._store.certificate_by_common_name(facts.common_name) is not None:
+                # The broker knows a certificate by its subject CN (its MQTT username): two
+                # certificates with one CN cannot be told apart (docs/fidelity.md).
                 raise InvalidRequestException(
                     f"A certificate with subject CN {facts.common_name} is already registered"
                 )
