@@ -200,6 +200,14 @@ def test_the_local_ca_is_the_registered_ca(service: ServiceProcess) -> None:
     assert described["autoRegistrationStatus"] == "DISABLE"
     check_error(error_of(iot.describe_ca_certificate, certificateId="0" * 64), "ResourceNotFoundException", 404)
 
+    # ListCertificatesByCA: what the local CA signed, not what was registered without it.
+    signed = iot.register_certificate(certificatePem=_certificate(_key(), unique("by-ca"), _local_ca(service)))
+    foreign = iot.register_certificate_without_ca(certificatePem=_certificate(_key(), unique("foreign")))
+    by_ca = iot.get_paginator("list_certificates_by_ca").paginate(caCertificateId=listed[0]["certificateId"])
+    ids = {c["certificateId"] for page in by_ca for c in page["certificates"]}
+    assert signed["certificateId"] in ids and foreign["certificateId"] not in ids
+    assert iot.list_certificates_by_ca(caCertificateId="0" * 64)["certificates"] == []
+
 
 @pytest.mark.parametrize("status", ["ACTIVE", "INACTIVE"])
 def test_set_as_active_is_honoured_by_register_certificate(service: ServiceProcess, status: str) -> None:

@@ -76,7 +76,7 @@ def test_a_device_gets_the_policies_of_its_things_groups_and_their_parents(
     iot.create_thing_group(thingGroupName=parent)
     iot.create_thing_group(thingGroupName=child, parentGroupName=parent)
     iot.attach_policy(policyName=policy, target=group_arn(service, child))
-    thing, _cert_arn, files = _bare_thing(iot, tmp_path)
+    thing, cert_arn, files = _bare_thing(iot, tmp_path)
 
     _refused(service, thing, files)  # not in the group yet: no policy at all
 
@@ -109,6 +109,13 @@ def test_a_device_gets_the_policies_of_its_things_groups_and_their_parents(
     assert [p["policyName"] for p in iot.list_attached_policies(target=group_arn(service, parent))["policies"]] == [
         policy
     ]
+
+    # What applies to the device: the certificate's own (none) and what its thing inherits.
+    effective = iot.get_effective_policies(principal=cert_arn, thingName=thing)["effectivePolicies"]
+    assert [(e["policyName"], json.loads(e["policyDocument"])) for e in effective] == [
+        (policy, json.loads(_jobs_policy(service)))
+    ]
+    assert iot.get_effective_policies(principal=cert_arn)["effectivePolicies"] == []
 
     # A policy attached to a group cannot be deleted (as for a certificate).
     error = error_of(iot.delete_policy, policyName=policy)

@@ -133,6 +133,17 @@ def delete_certificate(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 
 def list_certificates(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     found, marker = ctx.identity.list_certificates(p.get("pageSize"), p.get("marker"), bool(p.get("ascendingOrder")))
+    return _certificate_list(found, marker)
+
+
+def list_certificates_by_ca(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    found, marker = ctx.identity.certificates_by_ca(
+        p["caCertificateId"], p.get("pageSize"), p.get("marker"), bool(p.get("ascendingOrder"))
+    )
+    return _certificate_list(found, marker)
+
+
+def _certificate_list(found: list[Certificate], marker: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "certificates": [
             {
@@ -302,6 +313,16 @@ def list_attached_policies(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     return _policy_list(*found)
 
 
+def get_effective_policies(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    if p.get("cognitoIdentityPoolId") is not None:
+        raise InvalidRequestException("iot-jobs-local has no Amazon Cognito identities: use a certificate principal")
+    out = []
+    for name in ctx.identity.effective_policies(p.get("principal"), p.get("thingName")):
+        policy, version = ctx.identity.policies.get_policy(name)
+        out.append({"policyName": name, "policyArn": policy.policy_arn, "policyDocument": version.document})
+    return {"effectivePolicies": out}
+
+
 def list_targets_for_policy(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     targets, marker = ctx.identity.policies.targets_of_policy(p["policyName"], p.get("marker"), p.get("pageSize"))
     out: dict[str, Any] = {"targets": targets}
@@ -346,6 +367,8 @@ OPERATIONS: dict[str, Operation] = {
     "UpdateCertificate": update_certificate,
     "DeleteCertificate": delete_certificate,
     "ListCertificates": list_certificates,
+    "ListCertificatesByCA": list_certificates_by_ca,
+    "GetEffectivePolicies": get_effective_policies,
     "AttachThingPrincipal": attach_thing_principal,
     "DetachThingPrincipal": detach_thing_principal,
     "ListThingPrincipals": list_thing_principals,

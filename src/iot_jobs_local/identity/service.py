@@ -236,6 +236,20 @@ class IdentityService:
         found = self._store.certificates(ascending, offset, limit + 1)
         return found[:limit], next_marker(offset, limit, len(found))
 
+    def certificates_by_ca(
+        self, ca_certificate_id: str, page_size: int | None, marker: str | None, ascending: bool
+    ) -> tuple[list[Certificate], str | None]:
+        """ListCertificatesByCA: the certificates the local CA signed (none for another CA id)."""
+        if not _CERTIFICATE_ID.match(ca_certificate_id):
+            raise InvalidRequestException(f"Invalid CA certificate id: {ca_certificate_id}")
+        ca = self.local_ca()
+        signed = []
+        if ca_certificate_id.lower() == ca["certificateId"]:
+            pem = ca["certificatePem"].encode()
+            signed = [c for c in self._store.certificates(ascending) if pki.signed_by(c.certificate_pem.encode(), pem)]
+        offset, limit = window(marker, page_size, 250)
+        return signed[offset : offset + limit], next_marker(offset, limit, len(signed[offset : offset + limit + 1]))
+
     # thing principals --------------------------------------------------------------------------
     def _principal(self, principal: str) -> Certificate:
         prefix = f"{self.arn_prefix}:cert/"
@@ -287,6 +301,22 @@ class IdentityService:
     def principal_things(self, principal: str) -> list[ThingPrincipal]:
         certificate = self._principal(principal)
         return self._store.things_of_principal(certificate.certificate_arn)
+
+    def effective_policies(self, principal: str | None, thing_name: str | None) -> list[str]:
+        """GetEffectivePolicies: the policies of the certificate, and those the thing inherits from
+        its groups and their ancestors, each once (names, in attachment order)."""
+        if principal is None and thing_name is None:
+            raise InvalidRequestException("Specify a principal, a thingName or both")
+        targets = []
+        if principal is not None:
+            targets.append(self._principal(principal).certificate_arn)
+        if thing_name is not None:
+            self._thing(thing_name)
+            targets += [self.policies.group_arn(g) for g in self._groups.inherited_by([thing_name])]
+        names: list[str] = []
+        for target in targets:
+            names += [n for n in self._store.policies_of_target(target) if n not in names]
+        return names
 
     def membership_changed(self, deleted_groups: Sequence[str]) -> None:
         """Engine listener: group membership changed (or groups were deleted, taking their policy
