@@ -115,8 +115,9 @@ class PolicyBook:
                     f"The policy cannot be deleted as the policy is attached to one or more principals (name={name})"
                 )
             if len(self._store.versions(name)) > 1:
+                # AWS's words, "than than" included, as users report them (docs/fidelity.md)
                 raise DeleteConflictException(
-                    f"Policy {name} has versions other than the default: delete them before the policy"
+                    "The policy cannot be deleted as versions other than than default version exist"
                 )
             self._store.delete_policy(policy.policy_name)
 

@@ -211,8 +211,8 @@ class IdentityService:
         with self._store.transaction():
             current = self._certificate(certificate_id)
             if current.status == "ACTIVE":
-                raise CertificateStateException(
-                    f"Certificate {current.certificate_id} is ACTIVE: deactivate it before deleting it"
+                raise CertificateStateException(  # AWS's words, as users report them (docs/fidelity.md)
+                    f"Certificate must be deactivated (not ACTIVE) before deletion. Id: {current.certificate_id}"
                 )
             if self._store.things_of_principal(current.certificate_arn):
                 raise DeleteConflictException(
