@@ -1,4 +1,5 @@
-"""``iot`` identity operations: endpoints, certificates, thing principals, policies.
+"""``iot`` identity operations: endpoints, thing principals, policies (certificates are in
+``certificate_handlers``, whose table this one includes).
 
 One thin function per operation, named after it in snake_case: read the parsed input, call the
 identity service, return the output members (wire names exactly as AWS). ``handlers()`` binds
@@ -8,37 +9,20 @@ them to one service and returns the table the HTTP server adds to its ``iot`` ha
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ..identity.errors import InvalidRequestException, ResourceNotFoundException
 from ..identity.paging import next_marker, window
 from ..identity.service import IdentityService
-from ..identity.store import Certificate, Policy, PolicyVersion
-from . import thing_handlers
+from ..identity.store import Policy, PolicyVersion
+from . import certificate_handlers, thing_handlers
+from .identity_context import Context, Endpoints, Operation
 from .iot_handlers import Handler
+
+__all__ = ["OPERATIONS", "Context", "Endpoints", "handlers"]
 
 #: AWS's DescribeEndpoint types. iot-jobs-local has no credential provider (no IAM role aliases).
 ENDPOINT_TYPES = ("iot:Data", "iot:Data-ATS", "iot:Jobs", "iot:CredentialProvider")
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    """What DescribeEndpoint answers: the broker's host (devices add the MQTT port themselves,
-    8883 on AWS, ``--mqtt-port`` here) and the HTTP API's ``host:port`` for ``iot:Jobs``."""
-
-    data_host: str
-    jobs_address: str
-
-
-@dataclass(frozen=True)
-class Context:
-    identity: IdentityService
-    endpoints: Endpoints
-
-
-Operation = Callable[[Context, dict[str, Any]], dict[str, Any]]
 
 
 def describe_endpoint(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
@@ -49,116 +33,6 @@ def describe_endpoint(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
         raise InvalidRequestException("iot:CredentialProvider is not supported by iot-jobs-local")
     address = ctx.endpoints.jobs_address if kind == "iot:Jobs" else ctx.endpoints.data_host
     return {"endpointAddress": address}
-
-
-# certificates ------------------------------------------------------------------------------------
-def _certificate_description(ctx: Context, c: Certificate) -> dict[str, Any]:
-    return {
-        "certificateArn": c.certificate_arn,
-        "certificateId": c.certificate_id,
-        "status": c.status,
-        "certificatePem": c.certificate_pem,
-        "ownedBy": ctx.identity.account,
-        "creationDate": c.creation_date,
-        "lastModifiedDate": c.last_modified_date,
-        "customerVersion": c.customer_version,
-        "generationId": c.generation_id,
-        "validity": {"notBefore": c.not_before, "notAfter": c.not_after},
-        "certificateMode": "DEFAULT",
-    }
-
-
-def create_keys_and_certificate(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    certificate, issued = ctx.identity.create_keys_and_certificate(bool(p.get("setAsActive", False)))
-    return {
-        "certificateArn": certificate.certificate_arn,
-        "certificateId": certificate.certificate_id,
-        "certificatePem": certificate.certificate_pem,
-        "keyPair": {"PublicKey": issued.public_key_pem.decode(), "PrivateKey": issued.private_key_pem.decode()},
-    }
-
-
-def _registered(certificate: Certificate) -> dict[str, Any]:
-    return {"certificateArn": certificate.certificate_arn, "certificateId": certificate.certificate_id}
-
-
-def create_certificate_from_csr(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    certificate = ctx.identity.create_certificate_from_csr(
-        p["certificateSigningRequest"], bool(p.get("setAsActive", False))
-    )
-    return {**_registered(certificate), "certificatePem": certificate.certificate_pem}
-
-
-def register_certificate(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    certificate = ctx.identity.register_certificate(
-        p["certificatePem"], p.get("caCertificatePem"), p.get("status"), p.get("setAsActive")
-    )
-    return _registered(certificate)
-
-
-def register_certificate_without_ca(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    return _registered(ctx.identity.register_certificate_without_ca(p["certificatePem"], p.get("status")))
-
-
-def list_ca_certificates(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    """The one CA iot-jobs-local has, its own (RegisterCACertificate is out of scope)."""
-    ca = ctx.identity.local_ca()
-    if p.get("marker"):
-        return {"certificates": []}
-    keys = ("certificateArn", "certificateId", "status", "creationDate")
-    return {"certificates": [{k: ca[k] for k in keys}]}
-
-
-def describe_ca_certificate(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    ca = ctx.identity.local_ca()
-    if p["certificateId"].lower() != ca["certificateId"]:
-        raise ResourceNotFoundException(f"The CA certificate {p['certificateId']} does not exist")
-    return {"certificateDescription": {**ca, "ownedBy": ctx.identity.account}}
-
-
-def describe_certificate(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    certificate = ctx.identity.describe_certificate(p["certificateId"])
-    return {"certificateDescription": _certificate_description(ctx, certificate)}
-
-
-def update_certificate(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    ctx.identity.update_certificate(p["certificateId"], p["newStatus"])
-    return {}
-
-
-def delete_certificate(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    ctx.identity.delete_certificate(p["certificateId"], bool(p.get("forceDelete", False)))
-    return {}
-
-
-def list_certificates(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    found, marker = ctx.identity.list_certificates(p.get("pageSize"), p.get("marker"), bool(p.get("ascendingOrder")))
-    return _certificate_list(found, marker)
-
-
-def list_certificates_by_ca(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    found, marker = ctx.identity.certificates_by_ca(
-        p["caCertificateId"], p.get("pageSize"), p.get("marker"), bool(p.get("ascendingOrder"))
-    )
-    return _certificate_list(found, marker)
-
-
-def _certificate_list(found: list[Certificate], marker: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "certificates": [
-            {
-                "certificateArn": c.certificate_arn,
-                "certificateId": c.certificate_id,
-                "status": c.status,
-                "certificateMode": "DEFAULT",
-                "creationDate": c.creation_date,
-            }
-            for c in found
-        ]
-    }
-    if marker is not None:
-        out["nextMarker"] = marker
-    return out
 
 
 # thing principals --------------------------------------------------------------------------------
@@ -356,18 +230,8 @@ def list_policy_principals(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 
 
 OPERATIONS: dict[str, Operation] = {
+    **certificate_handlers.OPERATIONS,
     "DescribeEndpoint": describe_endpoint,
-    "CreateKeysAndCertificate": create_keys_and_certificate,
-    "CreateCertificateFromCsr": create_certificate_from_csr,
-    "RegisterCertificate": register_certificate,
-    "RegisterCertificateWithoutCA": register_certificate_without_ca,
-    "ListCACertificates": list_ca_certificates,
-    "DescribeCACertificate": describe_ca_certificate,
-    "DescribeCertificate": describe_certificate,
-    "UpdateCertificate": update_certificate,
-    "DeleteCertificate": delete_certificate,
-    "ListCertificates": list_certificates,
-    "ListCertificatesByCA": list_certificates_by_ca,
     "GetEffectivePolicies": get_effective_policies,
     "AttachThingPrincipal": attach_thing_principal,
     "DetachThingPrincipal": detach_thing_principal,
