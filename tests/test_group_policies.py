@@ -151,6 +151,12 @@ def test_thing_group_targets_have_awss_errors(service: ServiceProcess) -> None:
     iot.attach_policy(policyName=policy, target=group_arn(service, group))
     iot.attach_policy(policyName=policy, target=group_arn(service, group))  # idempotent
     assert iot.list_targets_for_policy(policyName=policy)["targets"] == [group_arn(service, group)]
+    # The deprecated principal operations are about certificates: a group is not a principal.
+    assert iot.list_policy_principals(policyName=policy)["principals"] == []
+    for call in (iot.attach_principal_policy, iot.detach_principal_policy):
+        error = error_of(call, policyName=policy, principal=group_arn(service, group))
+        check_error(error, "InvalidRequestException", 400)
+        assert error.response["Error"]["Message"] == "The given ARN does not represent a cert"
     iot.detach_policy(policyName=policy, target=group_arn(service, group))
     iot.delete_thing_group(thingGroupName=group)
     iot.delete_policy(policyName=policy)

@@ -206,23 +206,36 @@ def list_targets_for_policy(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 
 
 # The deprecated principal-policy operations, still in the API and in older scripts: the same
-# attachments as AttachPolicy/DetachPolicy with a certificate ARN target (the principal header).
+# attachments as AttachPolicy/DetachPolicy, for certificates only (the principal header). A thing
+# group is not a principal: AWS answers "The given ARN does not represent a cert" (quoted from
+# CloudFormation's PolicyPrincipalAttachment, which calls AttachPrincipalPolicy, in aws/aws-cdk#26166).
+def _certificate_principal(ctx: Context, p: dict[str, Any]) -> str:
+    principal: str = p["principal"]
+    if principal.startswith(ctx.identity.policies.group_prefix):
+        raise InvalidRequestException("The given ARN does not represent a cert")
+    return principal
+
+
 def attach_principal_policy(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    ctx.identity.policies.attach_policy(p["policyName"], p["principal"])
+    ctx.identity.policies.attach_policy(p["policyName"], _certificate_principal(ctx, p))
     return {}
 
 
 def detach_principal_policy(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    ctx.identity.policies.detach_policy(p["policyName"], p["principal"])
+    ctx.identity.policies.detach_policy(p["policyName"], _certificate_principal(ctx, p))
     return {}
 
 
 def list_principal_policies(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    return _policy_list(*ctx.identity.policies.attached_policies(p["principal"], p.get("marker"), p.get("pageSize")))
+    principal = _certificate_principal(ctx, p)
+    return _policy_list(*ctx.identity.policies.attached_policies(principal, p.get("marker"), p.get("pageSize")))
 
 
 def list_policy_principals(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    targets, marker = ctx.identity.policies.targets_of_policy(p["policyName"], p.get("marker"), p.get("pageSize"))
+    """The certificates a policy is attached to (its thing groups are targets, not principals)."""
+    targets, marker = ctx.identity.policies.targets_of_policy(
+        p["policyName"], p.get("marker"), p.get("pageSize"), principals_only=True
+    )
     out: dict[str, Any] = {"principals": targets}
     if marker is not None:
         out["nextMarker"] = marker

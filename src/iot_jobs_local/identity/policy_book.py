@@ -246,8 +246,14 @@ class PolicyBook:
         found = [p for p in (self._store.policy(n) for n in names) if p is not None]
         return found[:limit], next_marker(offset, limit, len(names))
 
-    def targets_of_policy(self, name: str, marker: str | None, page_size: int | None) -> tuple[list[str], str | None]:
+    def targets_of_policy(
+        self, name: str, marker: str | None, page_size: int | None, principals_only: bool = False
+    ) -> tuple[list[str], str | None]:
+        """Certificate and thing-group ARNs (``principals_only``: certificates only)."""
         self._policy(name)
         offset, limit = window(marker, page_size, 250)
-        targets = self._store.targets_of_policy(name)[offset : offset + limit + 1]
+        every = self._store.targets_of_policy(name)
+        if principals_only:
+            every = [t for t in every if not t.startswith(self.group_prefix)]
+        targets = every[offset : offset + limit + 1]
         return targets[:limit], next_marker(offset, limit, len(targets))
