@@ -61,3 +61,24 @@ def test_version_mismatch_over_mqtt(service: ServiceProcess, device: Any) -> Non
     job = service.create_job(d.thing, {"a": 1})
     error = d.rejected("update", job, status="IN_PROGRESS", expected_version=99)
     assert (error.code, error.message) == ("VersionMismatch", "Expected version 99 but found version 1")
+
+
+def test_certificate_and_policy_deletion_messages(service: ServiceProcess) -> None:
+    """As users report AWS's answers (rebuy-de/aws-nuke#374 and #320; boto3 users in getmoto/moto#3320)."""
+    iot = service.iot()
+    made = iot.create_keys_and_certificate(setAsActive=True)
+    assert message(error_of(iot.delete_certificate, certificateId=made["certificateId"])) == (
+        "CertificateStateException",
+        f"Certificate must be deactivated (not ACTIVE) before deletion. Id: {made['certificateId']}",
+    )
+    assert message(error_of(iot.register_certificate_without_ca, certificatePem=made["certificatePem"])) == (
+        "ResourceAlreadyExistsException",
+        "The certificate is already provisioned or registered",
+    )
+    name = unique("p")
+    iot.create_policy(policyName=name, policyDocument=DOCUMENT)
+    iot.create_policy_version(policyName=name, policyDocument=DOCUMENT, setAsDefault=False)
+    assert message(error_of(iot.delete_policy, policyName=name)) == (
+        "DeleteConflictException",
+        "The policy cannot be deleted as versions other than than default version exist",
+    )

@@ -27,6 +27,7 @@ from .engine.scheduler import Scheduler
 from .http_api import identity_handlers
 from .http_api.server import HttpApi
 from .http_api.sigv4 import Verifier
+from .identity.groups import Groups
 from .identity.provisioning import LocalRegistry, adopt_legacy_devices
 from .identity.service import IdentityService
 from .identity.store import IdentityStore
@@ -102,8 +103,15 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
     scheduler = Scheduler(engine, clock)
     identity_store = IdentityStore(state.database)
     identity = IdentityService(
-        identity_store, state.ca, options.region, options.account, lambda n: _thing_exists(engine, n), clock
+        identity_store,
+        state.ca,
+        options.region,
+        options.account,
+        lambda n: _thing_exists(engine, n),
+        clock,
+        Groups(lineage=engine.group_lineage, of_thing=engine.groups_of_thing),
     )
+    engine.watch_membership(identity.membership_changed)
     adopted = adopt_legacy_devices(state, LocalRegistry(identity, engine.create_thing, state.ca()))
     if adopted:
         log.info("registered the certificates of %d thing(s) provisioned by an older version", len(adopted))

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 from support.common import MAX_ABSENCE_WAIT, RESPONSE_TIMEOUT
@@ -29,7 +30,8 @@ class Device:
     Connection lifecycle events ("connected", "connection_failure", "disconnected") and stream
     status changes ("SUBSCRIPTION_ESTABLISHED", "SUBSCRIPTION_LOST", ...) are queued too, for tests of
     reconnection: see :meth:`wait_lifecycle` and :meth:`wait_streams`. Extra keyword arguments go to
-    ``mtls_from_path`` (e.g. ``min_reconnect_delay_ms``).
+    ``mtls_from_path`` (e.g. ``min_reconnect_delay_ms``). A refused connection raises
+    ``ConnectionError`` from the constructor.
     """
 
     def __init__(
@@ -39,6 +41,7 @@ class Device:
         *,
         client_id: str | None = None,
         timeout: float = RESPONSE_TIMEOUT,
+        files: tuple[Path, Path] | None = None,
         **client_options: Any,
     ) -> None:
         from awscrt import mqtt_request_response
@@ -48,7 +51,8 @@ class Device:
         self.thing = thing
         self.timeout = timeout
         self.client_id = client_id or f"test-sdk-{thing[:40]}-{uuid.uuid4().hex[:12]}"
-        self.cert, self.key = service.device_files(thing)
+        # ``files``: a certificate and key made by the test (else the thing is provisioned).
+        self.cert, self.key = files if files is not None else service.device_files(thing)
         self.last_client_token: str | None = None
         self._events: dict[str, queue.Queue[Any]] = {JOBS_CHANGED: queue.Queue(), NEXT_CHANGED: queue.Queue()}
         self.deserialization_failures: queue.Queue[Any] = queue.Queue()

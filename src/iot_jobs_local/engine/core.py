@@ -78,6 +78,9 @@ class Identity:
 Listener = Callable[[Sequence[PendingChange]], None]
 #: Told of the registry events (``$aws/events/...``) of each committed operation, enabled ones only.
 LifecycleListener = Callable[[Sequence[LifecycleEvent]], None]
+#: Told, after the commit, that thing-group membership changed; with the groups that were deleted
+#: (the identity service re-evaluates thing group policies and drops the deleted groups' ones).
+RegistryListener = Callable[[Sequence[str]], None]
 #: Told of each new deadline (virtual epoch seconds) that something must happen at.
 DeadlineListener = Callable[[float], None]
 Pending = Mapping[str, Sequence[Execution]]
@@ -91,6 +94,7 @@ class EngineCore:
         self._listeners: list[Listener] = []
         self._deadline_listeners: list[DeadlineListener] = []
         self._lifecycle_listeners: list[LifecycleListener] = []
+        self._registry_listeners: list[RegistryListener] = []
         self._job_views: dict[str, tuple[int, JobView]] = {}  # JobOps.job_view's memo, by store changes
         self._job_events: list[JobEvent] = []
         self._event_settings = store.event_configurations()[0]
@@ -177,6 +181,14 @@ class EngineCore:
         settled = self._settle_job_status(job, unfinished, now)
         if settled is not job:
             self._store.put_job(settled)
+
+    def watch_membership(self, listener: RegistryListener) -> None:
+        """Call ``listener`` after each committed change of group membership (or group deletion)."""
+        self._registry_listeners.append(listener)
+
+    def _membership_changed(self, deleted_groups: Sequence[str] = ()) -> None:
+        for listener in self._registry_listeners:
+            listener(deleted_groups)
 
     # registry events ($aws/events/...) -------------------------------------------------------
     def watch_lifecycle(self, listener: LifecycleListener) -> None:

@@ -77,6 +77,7 @@ class RegistryOps(TargetOps):
                 self._settle_job(job_id, now)
             changes = self._changes({name: before}, {name: []}, now)
         self._emit(changes)
+        self._membership_changed()
 
     def list_things(
         self,
@@ -166,6 +167,7 @@ class RegistryOps(TargetOps):
             self._store.delete_group(name)
             changes = self._reconcile(targeted, now)
         self._emit(changes)
+        self._membership_changed([name])
 
     def list_thing_groups(
         self, *, parent: str | None, prefix: str | None, recursive: bool, after: Cursor | None, limit: int
@@ -217,6 +219,7 @@ class RegistryOps(TargetOps):
                 entered |= self._store.jobs_targeting_groups([name, *(g.name for g in self._store.ancestors(name))])
             changes = self._reconcile(before, now, {thing_name: entered} if entered else None)
         self._emit(changes)
+        self._membership_changed()
 
     def list_things_in_thing_group(self, name: str, recursive: bool, after: Cursor | None, limit: int) -> Page[str]:
         self._require_group(name)
@@ -225,3 +228,13 @@ class RegistryOps(TargetOps):
     def list_thing_groups_for_thing(self, thing_name: str, after: Cursor | None, limit: int) -> Page[ThingGroup]:
         self._require_thing(thing_name)
         return self._store.list_groups_of_thing(thing_name, after, limit)
+
+    def group_lineage(self, name: str) -> list[str] | None:
+        """The group and its ancestors, nearest first; None if there is no such group."""
+        if self._store.get_group(name) is None:
+            return None
+        return [name, *reversed([g.name for g in self._store.ancestors(name)])]
+
+    def groups_of_thing(self, thing_name: str) -> list[str]:
+        """The static groups a thing is a direct member of, by name."""
+        return self._store.groups_of_thing(thing_name)

@@ -1,4 +1,5 @@
-"""``iot`` identity operations: endpoints, certificates, thing principals, policies.
+"""``iot`` identity operations: endpoints, thing principals, policies (certificates are in
+``certificate_handlers``, whose table this one includes).
 
 One thin function per operation, named after it in snake_case: read the parsed input, call the
 identity service, return the output members (wire names exactly as AWS). ``handlers()`` binds
@@ -8,37 +9,20 @@ them to one service and returns the table the HTTP server adds to its ``iot`` ha
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ..identity.errors import InvalidRequestException, ResourceNotFoundException
 from ..identity.paging import next_marker, window
 from ..identity.service import IdentityService
-from ..identity.store import Certificate, Policy, PolicyVersion
-from . import thing_handlers
+from ..identity.store import Policy, PolicyVersion
+from . import certificate_handlers, thing_handlers
+from .identity_context import Context, Endpoints, Operation
 from .iot_handlers import Handler
+
+__all__ = ["OPERATIONS", "Context", "Endpoints", "handlers"]
 
 #: AWS's DescribeEndpoint types. iot-jobs-local has no credential provider (no IAM role aliases).
 ENDPOINT_TYPES = ("iot:Data", "iot:Data-ATS", "iot:Jobs", "iot:CredentialProvider")
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    """What DescribeEndpoint answers: the broker's host (devices add the MQTT port themselves,
-    8883 on AWS, ``--mqtt-port`` here) and the HTTP API's ``host:port`` for ``iot:Jobs``."""
-
-    data_host: str
-    jobs_address: str
-
-
-@dataclass(frozen=True)
-class Context:
-    identity: IdentityService
-    endpoints: Endpoints
-
-
-Operation = Callable[[Context, dict[str, Any]], dict[str, Any]]
 
 
 def describe_endpoint(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
@@ -49,67 +33,6 @@ def describe_endpoint(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
         raise InvalidRequestException("iot:CredentialProvider is not supported by iot-jobs-local")
     address = ctx.endpoints.jobs_address if kind == "iot:Jobs" else ctx.endpoints.data_host
     return {"endpointAddress": address}
-
-
-# certificates ------------------------------------------------------------------------------------
-def _certificate_description(ctx: Context, c: Certificate) -> dict[str, Any]:
-    return {
-        "certificateArn": c.certificate_arn,
-        "certificateId": c.certificate_id,
-        "status": c.status,
-        "certificatePem": c.certificate_pem,
-        "ownedBy": ctx.identity.account,
-        "creationDate": c.creation_date,
-        "lastModifiedDate": c.last_modified_date,
-        "customerVersion": c.customer_version,
-        "generationId": c.generation_id,
-        "validity": {"notBefore": c.not_before, "notAfter": c.not_after},
-        "certificateMode": "DEFAULT",
-    }
-
-
-def create_keys_and_certificate(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    certificate, issued = ctx.identity.create_keys_and_certificate(bool(p.get("setAsActive", False)))
-    return {
-        "certificateArn": certificate.certificate_arn,
-        "certificateId": certificate.certificate_id,
-        "certificatePem": certificate.certificate_pem,
-        "keyPair": {"PublicKey": issued.public_key_pem.decode(), "PrivateKey": issued.private_key_pem.decode()},
-    }
-
-
-def describe_certificate(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    certificate = ctx.identity.describe_certificate(p["certificateId"])
-    return {"certificateDescription": _certificate_description(ctx, certificate)}
-
-
-def update_certificate(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    ctx.identity.update_certificate(p["certificateId"], p["newStatus"])
-    return {}
-
-
-def delete_certificate(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    ctx.identity.delete_certificate(p["certificateId"], bool(p.get("forceDelete", False)))
-    return {}
-
-
-def list_certificates(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    found, marker = ctx.identity.list_certificates(p.get("pageSize"), p.get("marker"), bool(p.get("ascendingOrder")))
-    out: dict[str, Any] = {
-        "certificates": [
-            {
-                "certificateArn": c.certificate_arn,
-                "certificateId": c.certificate_id,
-                "status": c.status,
-                "certificateMode": "DEFAULT",
-                "creationDate": c.creation_date,
-            }
-            for c in found
-        ]
-    }
-    if marker is not None:
-        out["nextMarker"] = marker
-    return out
 
 
 # thing principals --------------------------------------------------------------------------------
@@ -258,7 +181,20 @@ def detach_policy(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_attached_policies(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    return _policy_list(*ctx.identity.policies.attached_policies(p["target"], p.get("marker"), p.get("pageSize")))
+    found = ctx.identity.policies.attached_policies(
+        p["target"], p.get("marker"), p.get("pageSize"), bool(p.get("recursive", False))
+    )
+    return _policy_list(*found)
+
+
+def get_effective_policies(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    if p.get("cognitoIdentityPoolId") is not None:
+        raise InvalidRequestException("iot-jobs-local has no Amazon Cognito identities: use a certificate principal")
+    out = []
+    for name in ctx.identity.effective_policies(p.get("principal"), p.get("thingName")):
+        policy, version = ctx.identity.policies.get_policy(name)
+        out.append({"policyName": name, "policyArn": policy.policy_arn, "policyDocument": version.document})
+    return {"effectivePolicies": out}
 
 
 def list_targets_for_policy(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
@@ -270,23 +206,36 @@ def list_targets_for_policy(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 
 
 # The deprecated principal-policy operations, still in the API and in older scripts: the same
-# attachments as AttachPolicy/DetachPolicy with a certificate ARN target (the principal header).
+# attachments as AttachPolicy/DetachPolicy, for certificates only (the principal header). A thing
+# group is not a principal: AWS answers "The given ARN does not represent a cert" (quoted from
+# CloudFormation's PolicyPrincipalAttachment, which calls AttachPrincipalPolicy, in aws/aws-cdk#26166).
+def _certificate_principal(ctx: Context, p: dict[str, Any]) -> str:
+    principal: str = p["principal"]
+    if principal.startswith(ctx.identity.policies.group_prefix):
+        raise InvalidRequestException("The given ARN does not represent a cert")
+    return principal
+
+
 def attach_principal_policy(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    ctx.identity.policies.attach_policy(p["policyName"], p["principal"])
+    ctx.identity.policies.attach_policy(p["policyName"], _certificate_principal(ctx, p))
     return {}
 
 
 def detach_principal_policy(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    ctx.identity.policies.detach_policy(p["policyName"], p["principal"])
+    ctx.identity.policies.detach_policy(p["policyName"], _certificate_principal(ctx, p))
     return {}
 
 
 def list_principal_policies(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    return _policy_list(*ctx.identity.policies.attached_policies(p["principal"], p.get("marker"), p.get("pageSize")))
+    principal = _certificate_principal(ctx, p)
+    return _policy_list(*ctx.identity.policies.attached_policies(principal, p.get("marker"), p.get("pageSize")))
 
 
 def list_policy_principals(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    targets, marker = ctx.identity.policies.targets_of_policy(p["policyName"], p.get("marker"), p.get("pageSize"))
+    """The certificates a policy is attached to (its thing groups are targets, not principals)."""
+    targets, marker = ctx.identity.policies.targets_of_policy(
+        p["policyName"], p.get("marker"), p.get("pageSize"), principals_only=True
+    )
     out: dict[str, Any] = {"principals": targets}
     if marker is not None:
         out["nextMarker"] = marker
@@ -294,12 +243,9 @@ def list_policy_principals(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 
 
 OPERATIONS: dict[str, Operation] = {
+    **certificate_handlers.OPERATIONS,
     "DescribeEndpoint": describe_endpoint,
-    "CreateKeysAndCertificate": create_keys_and_certificate,
-    "DescribeCertificate": describe_certificate,
-    "UpdateCertificate": update_certificate,
-    "DeleteCertificate": delete_certificate,
-    "ListCertificates": list_certificates,
+    "GetEffectivePolicies": get_effective_policies,
     "AttachThingPrincipal": attach_thing_principal,
     "DetachThingPrincipal": detach_thing_principal,
     "ListThingPrincipals": list_thing_principals,

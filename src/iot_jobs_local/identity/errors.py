@@ -52,3 +52,7 @@ class VersionsLimitExceededException(IdentityError):
 
 class LimitExceededException(IdentityError):
     pass
+
+
+class CertificateValidationException(IdentityError):
+    pass

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -170,6 +171,59 @@ def new_server_certificate(ca: Issued) -> Issued:
 def new_device_certificate(ca: Issued, common_name: str) -> Issued:
     """An RSA-2048 client certificate (what CreateKeysAndCertificate returns)."""
     return _leaf(ca, common_name, server=False, rsa_key=True)
+
+
+class BadCertificate(ValueError):
+    """Not a PEM X.509 certificate (or CSR), or one that cannot be used; the message says why."""
+
+
+def load_certificate(certificate_pem: bytes) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(certificate_pem)
+    except ValueError as exc:
+        raise BadCertificate("The certificate is not a valid PEM X.509 certificate") from exc
+
+
+def signed_by(certificate_pem: bytes, ca_pem: bytes) -> bool:
+    """Whether ``ca_pem``'s key signed this certificate (and named itself its issuer)."""
+    cert = load_certificate(certificate_pem)
+    try:
+        cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem))
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def sign_csr(ca: Issued, csr_pem: bytes, common_name: str) -> bytes:
+    """A client certificate for the CSR's public key, signed by the CA (CreateCertificateFromCsr).
+
+    The subject is ours, not the CSR's: AWS's issued certificates carry its own subject too
+    ("CN=AWS IoT Certificate"), and the broker needs a CN no other certificate has."""
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+        valid = csr.is_signature_valid
+        public_key = csr.public_key()
+    except ValueError as exc:
+        raise BadCertificate("The certificate signing request is not a valid PEM PKCS#10 request") from exc
+    if not valid:
+        raise BadCertificate("The signature of the certificate signing request is not valid")
+    if not isinstance(public_key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
+        raise BadCertificate("The certificate signing request's key must be RSA or EC")
+    ca_cert, ca_key = _ca_parts(ca)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_now())
+        .not_valid_after(_now() + _VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def new_crl(ca: Issued, revoked_serials: Iterable[int]) -> bytes:

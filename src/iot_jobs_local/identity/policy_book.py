@@ -1,4 +1,5 @@
-"""IoT policies: documents with up to five versions, and their attachment to certificates.
+"""IoT policies: documents with up to five versions, and their attachment to certificates and
+thing groups (a target is stored as its ARN).
 
 Every document is validated (``policies.parse``) before it is stored. A change that can alter
 what an attached certificate may do (a new default version, attach, detach) calls ``changed`` so
@@ -21,6 +22,7 @@ from .errors import (
     ResourceNotFoundException,
     VersionsLimitExceededException,
 )
+from .groups import Groups
 from .paging import next_marker, window
 from .store import Certificate, IdentityStore, Policy, PolicyVersion
 
@@ -38,12 +40,15 @@ class PolicyBook:
         clock: Callable[[], float],
         changed: Callable[[], None],
         certificate_of: Callable[[str], Certificate],
+        groups: Groups,
     ) -> None:
         self._store = store
         self._arn_prefix = arn_prefix
         self._now = clock
         self._changed = changed
         self._certificate_of = certificate_of
+        self._groups = groups
+        self.group_prefix = f"{arn_prefix}:thinggroup/"
 
     def policy_arn(self, name: str) -> str:
         return f"{self._arn_prefix}:policy/{name}"
@@ -110,8 +115,9 @@ class PolicyBook:
                     f"The policy cannot be deleted as the policy is attached to one or more principals (name={name})"
                 )
             if len(self._store.versions(name)) > 1:
+                # AWS's words, "than than" included, as users report them (docs/fidelity.md)
                 raise DeleteConflictException(
-                    f"Policy {name} has versions other than the default: delete them before the policy"
+                    "The policy cannot be deleted as versions other than than default version exist"
                 )
             self._store.delete_policy(policy.policy_name)
 
@@ -168,10 +174,39 @@ class PolicyBook:
             self._store.delete_version(name, version.version_id)
 
     # attachments -------------------------------------------------------------------------------
+    def group_arn(self, name: str) -> str:
+        return f"{self.group_prefix}{name}"
+
     def _target(self, target: str) -> str:
-        if target.startswith(f"{self._arn_prefix}:thinggroup/"):
-            raise InvalidRequestException("Attaching policies to thing groups is not supported by iot-jobs-local")
+        """The stored form of a target: a thing group's ARN (the group must exist) or a certificate's."""
+        if target.startswith(self.group_prefix):
+            name = target[len(self.group_prefix) :]
+            if not self._groups.exists(name):
+                raise ResourceNotFoundException(f"Thing group {name} cannot be found.")
+            return target
         return self._certificate_of(target).certificate_arn
+
+    def statements_of(self, targets: list[str]) -> list[policies.Statement]:
+        """The statements of the default versions of every policy attached to these targets."""
+        out: list[policies.Statement] = []
+        for target in targets:
+            for _name, document in self._store.default_documents_of_target(target):
+                out += policies.parse(document)
+        return out
+
+    def group_targets_attached(self) -> bool:
+        """Whether any policy is attached to a thing group (else membership changes affect no access)."""
+        return self._store.has_target_prefix(self.group_prefix)
+
+    def forget_groups(self, names: list[str]) -> bool:
+        """Drop the attachments of deleted groups; True if there were any."""
+        dropped = False
+        with self._store.transaction():
+            for name in names:
+                for policy in self._store.policies_of_target(self.group_arn(name)):
+                    self._store.detach_policy(policy, self.group_arn(name))
+                    dropped = True
+        return dropped
 
     def attach_policy(self, name: str, target: str) -> None:
         with self._store.transaction():
@@ -195,16 +230,30 @@ class PolicyBook:
         self._changed()
 
     def attached_policies(
-        self, target: str, marker: str | None, page_size: int | None
+        self, target: str, marker: str | None, page_size: int | None, recursive: bool = False
     ) -> tuple[list[Policy], str | None]:
+        """``recursive`` on a thing group also lists what its ancestors have attached (what its
+        things inherit); a certificate has no ancestors, so it lists the same either way."""
         arn = self._target(target)
+        targets = [arn]
+        if recursive and arn.startswith(self.group_prefix):
+            targets = [self.group_arn(g) for g in self._groups.lineage(arn[len(self.group_prefix) :]) or []]
+        every: list[str] = []
+        for one in targets:
+            every += [n for n in self._store.policies_of_target(one) if n not in every]
         offset, limit = window(marker, page_size, 250)
-        names = self._store.policies_of_target(arn)[offset : offset + limit + 1]
+        names = every[offset : offset + limit + 1]
         found = [p for p in (self._store.policy(n) for n in names) if p is not None]
         return found[:limit], next_marker(offset, limit, len(names))
 
-    def targets_of_policy(self, name: str, marker: str | None, page_size: int | None) -> tuple[list[str], str | None]:
+    def targets_of_policy(
+        self, name: str, marker: str | None, page_size: int | None, principals_only: bool = False
+    ) -> tuple[list[str], str | None]:
+        """Certificate and thing-group ARNs (``principals_only``: certificates only)."""
         self._policy(name)
         offset, limit = window(marker, page_size, 250)
-        targets = self._store.targets_of_policy(name)[offset : offset + limit + 1]
+        every = self._store.targets_of_policy(name)
+        if principals_only:
+            every = [t for t in every if not t.startswith(self.group_prefix)]
+        targets = every[offset : offset + limit + 1]
         return targets[:limit], next_marker(offset, limit, len(targets))

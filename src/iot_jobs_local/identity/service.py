@@ -16,14 +16,17 @@ import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
-from . import pki, policies
+from . import pki, policies, registration
 from .errors import (
     CertificateStateException,
     DeleteConflictException,
     InvalidRequestException,
+    ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
+from .groups import NO_GROUPS, Groups
 from .paging import next_marker, window
 from .policy_book import PolicyBook
 from .store import Certificate, IdentityStore, ThingPrincipal
@@ -69,6 +72,7 @@ class IdentityService:
         account: str,
         thing_exists: Callable[[str], bool],
         clock: Callable[[], float],
+        groups: Groups = NO_GROUPS,
     ) -> None:
         self._store = store
         self.region = region
@@ -78,7 +82,8 @@ class IdentityService:
         self._ca = ca
         self._thing_exists = thing_exists
         self._listeners: list[Listener] = []
-        self.policies = PolicyBook(store, self.arn_prefix, clock, self._changed, self._principal)
+        self._groups = groups
+        self.policies = PolicyBook(store, self.arn_prefix, clock, self._changed, self._principal, groups)
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -97,8 +102,47 @@ class IdentityService:
         certificate = self.register(issued.certificate_pem, "ACTIVE" if set_as_active else "INACTIVE")
         return certificate, issued
 
+    def local_ca(self) -> dict[str, Any]:
+        """The local CA as DescribeCACertificate shows a registered CA (ACTIVE, no auto-registration)."""
+        pem = self._ca().certificate_pem
+        facts = pki.facts(pem)
+        return {
+            "certificateArn": f"{self.arn_prefix}:cacert/{facts.certificate_id}",
+            "certificateId": facts.certificate_id,
+            "status": "ACTIVE",
+            "certificatePem": pem.decode(),
+            "creationDate": facts.not_before,
+            "autoRegistrationStatus": "DISABLE",
+            "lastModifiedDate": facts.not_before,
+            "customerVersion": 1,
+            "generationId": facts.certificate_id[:32],
+            "validity": {"notBefore": facts.not_before, "notAfter": facts.not_after},
+            "certificateMode": "DEFAULT",
+        }
+
+    def create_certificate_from_csr(self, csr_pem: str, set_as_active: bool) -> Certificate:
+        """Sign the CSR with the local CA (AWS signs it with its own)."""
+        try:
+            pem = pki.sign_csr(self._ca(), csr_pem.encode(), f"iot-cert.{secrets.token_hex(16)}")
+        except pki.BadCertificate as exc:
+            raise InvalidRequestException(str(exc)) from None
+        return self.register(pem, "ACTIVE" if set_as_active else "INACTIVE")
+
+    def register_certificate(
+        self, certificate_pem: str, ca_pem: str | None, status: str | None, set_as_active: bool | None
+    ) -> Certificate:
+        """RegisterCertificate: a certificate signed by a registered CA (here: the local CA)."""
+        data = registration.usable(certificate_pem, self.now())
+        registration.check_issuer(data, ca_pem, self._ca().certificate_pem)
+        return self.register(data, registration.status_of(status, set_as_active))
+
+    def register_certificate_without_ca(self, certificate_pem: str, status: str | None) -> Certificate:
+        """Any certificate. The broker trusts only the local CA, so only one it signed can connect."""
+        data = registration.usable(certificate_pem, self.now())
+        return self.register(data, registration.status_of(status, None))
+
     def register(self, certificate_pem: bytes, status: str) -> Certificate:
-        """Record a certificate signed by the local CA (new, or issued by an older version)."""
+        """Record a certificate (issued here, by an older version, or registered by a caller)."""
         facts = pki.facts(certificate_pem)
         now = self.now()
         certificate = Certificate(
@@ -115,7 +159,13 @@ class IdentityService:
             generation_id=uuid.uuid4().hex,
         )
         with self._store.transaction():
+            if self._store.certificate(facts.certificate_id) is not None:
+                raise ResourceAlreadyExistsException(
+                    registration.ALREADY_REGISTERED, facts.certificate_id, certificate.certificate_arn
+                )
             if self._store.certificate_by_common_name(facts.common_name) is not None:
+                # The broker knows a certificate by its subject CN (its MQTT username): two
+                # certificates with one CN cannot be told apart (docs/fidelity.md).
                 raise InvalidRequestException(
                     f"A certificate with subject CN {facts.common_name} is already registered"
                 )
@@ -161,8 +211,8 @@ class IdentityService:
         with self._store.transaction():
             current = self._certificate(certificate_id)
             if current.status == "ACTIVE":
-                raise CertificateStateException(
-                    f"Certificate {current.certificate_id} is ACTIVE: deactivate it before deleting it"
+                raise CertificateStateException(  # AWS's words, as users report them (docs/fidelity.md)
+                    f"Certificate must be deactivated (not ACTIVE) before deletion. Id: {current.certificate_id}"
                 )
             if self._store.things_of_principal(current.certificate_arn):
                 raise DeleteConflictException(
@@ -185,6 +235,20 @@ class IdentityService:
         offset, limit = window(marker, page_size, 250)
         found = self._store.certificates(ascending, offset, limit + 1)
         return found[:limit], next_marker(offset, limit, len(found))
+
+    def certificates_by_ca(
+        self, ca_certificate_id: str, page_size: int | None, marker: str | None, ascending: bool
+    ) -> tuple[list[Certificate], str | None]:
+        """ListCertificatesByCA: the certificates the local CA signed (none for another CA id)."""
+        if not _CERTIFICATE_ID.match(ca_certificate_id):
+            raise InvalidRequestException(f"Invalid CA certificate id: {ca_certificate_id}")
+        ca = self.local_ca()
+        signed = []
+        if ca_certificate_id.lower() == ca["certificateId"]:
+            pem = ca["certificatePem"].encode()
+            signed = [c for c in self._store.certificates(ascending) if pki.signed_by(c.certificate_pem.encode(), pem)]
+        offset, limit = window(marker, page_size, 250)
+        return signed[offset : offset + limit], next_marker(offset, limit, len(signed[offset : offset + limit + 1]))
 
     # thing principals --------------------------------------------------------------------------
     def _principal(self, principal: str) -> Certificate:
@@ -238,12 +302,35 @@ class IdentityService:
         certificate = self._principal(principal)
         return self._store.things_of_principal(certificate.certificate_arn)
 
+    def effective_policies(self, principal: str | None, thing_name: str | None) -> list[str]:
+        """GetEffectivePolicies: the policies of the certificate, and those the thing inherits from
+        its groups and their ancestors, each once (names, in attachment order)."""
+        if principal is None and thing_name is None:
+            raise InvalidRequestException("Specify a principal, a thingName or both")
+        targets = []
+        if principal is not None:
+            targets.append(self._principal(principal).certificate_arn)
+        if thing_name is not None:
+            self._thing(thing_name)
+            targets += [self.policies.group_arn(g) for g in self._groups.inherited_by([thing_name])]
+        names: list[str] = []
+        for target in targets:
+            names += [n for n in self._store.policies_of_target(target) if n not in names]
+        return names
+
+    def membership_changed(self, deleted_groups: Sequence[str]) -> None:
+        """Engine listener: group membership changed (or groups were deleted, taking their policy
+        attachments with them). Access is rebuilt only if some thing group has a policy."""
+        dropped = self.policies.forget_groups(list(deleted_groups)) if deleted_groups else False
+        if dropped or self.policies.group_targets_attached():
+            self._changed()
+
     # what the broker enforces ------------------------------------------------------------------
-    def _statements(self, certificate: Certificate) -> list[policies.Statement]:
-        out: list[policies.Statement] = []
-        for _name, document in self._store.default_documents_of_target(certificate.certificate_arn):
-            out += policies.parse(document)
-        return out
+    def _statements(self, certificate: Certificate, things: Sequence[str]) -> list[policies.Statement]:
+        """The certificate's own policies, and those of the thing groups (and their ancestors) of
+        ``things``: AWS evaluates them together (an explicit Deny in any of them wins)."""
+        groups = [self.policies.group_arn(g) for g in self._groups.inherited_by(things)]
+        return self.policies.statements_of([certificate.certificate_arn, *groups])
 
     def _things(self, certificate: Certificate) -> tuple[list[str], list[str]]:
         attached = self._store.things_of_principal(certificate.certificate_arn)
@@ -262,7 +349,7 @@ class IdentityService:
         if thing is not None:
             variables[policies.THING_NAME] = thing
         return policies.allowed(
-            self._statements(certificate),
+            self._statements(certificate, [thing] if thing is not None else []),
             "iot:Connect",
             f"{self.arn_prefix}:client/{client_id}",
             variables,
@@ -276,5 +363,6 @@ class IdentityService:
             if certificate.status != "ACTIVE":
                 continue
             exclusive, names = self._things(certificate)
-            out.append(Grant(certificate.common_name, self._statements(certificate), tuple(exclusive[:1] or names)))
+            things = tuple(exclusive[:1] or names)
+            out.append(Grant(certificate.common_name, self._statements(certificate, things), things))
         return out

@@ -263,6 +263,12 @@ class IdentityStore:
         )
         return [row[0] for row in rows]
 
+    def has_target_prefix(self, prefix: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM identity_policy_targets WHERE substr(target, 1, ?) = ? LIMIT 1", (len(prefix), prefix)
+        ).fetchone()
+        return row is not None
+
     def default_documents_of_target(self, target: str) -> list[tuple[str, str]]:
         """(policy name, default version's document) of every policy attached to ``target``."""
         rows = self._db.execute(

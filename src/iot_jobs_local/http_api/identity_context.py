@@ -1,0 +1,27 @@
+"""What the identity operations' handlers share: the identity service and the endpoints they report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..identity.service import IdentityService
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """What DescribeEndpoint answers: the broker's host (devices add the MQTT port themselves,
+    8883 on AWS, ``--mqtt-port`` here) and the HTTP API's ``host:port`` for ``iot:Jobs``."""
+
+    data_host: str
+    jobs_address: str
+
+
+@dataclass(frozen=True)
+class Context:
+    identity: IdentityService
+    endpoints: Endpoints
+
+
+Operation = Callable[[Context, dict[str, Any]], dict[str, Any]]
