@@ -17,25 +17,36 @@ from pathlib import Path
 
 from . import config
 from .errors import IotJobsError
+from .formatting import OUTPUTS
+from .script import split_commands
 from .settings import LocalRequest, Settings, region_from_endpoint
+
+log = logging.getLogger("iot_jobs")
 
 VERBOSITY = ("none", "fatal", "error", "warn", "info", "debug", "trace")
 
 #: (flags, dest, help, type); every one is also IOT_JOBS_<DEST> and a config-file key.
 _OPTIONS: list[tuple[tuple[str, ...], str, str, type]] = [
     (("--endpoint", "-e"), "endpoint", "AWS IoT data endpoint (xxx-ats.iot.<region>.amazonaws.com)", str),
-    (("--cert", "-c"), "cert", "device certificate file (PEM)", str),
+    (("--cert",), "cert", "device certificate file (PEM)", str),
     (("--key", "-k"), "key", "device private key file (PEM)", str),
     (("--thing_name", "--thing", "-t"), "thing_name", "thing name; created if it does not exist", str),
     (("--client_id", "-C"), "client_id", "MQTT client id (default test-<uuid>)", str),
     (("--port",), "port", "MQTT port (default 8883)", int),
     (("--ca_file",), "ca_file", "CA that signed the broker's certificate (default: system trust store)", str),
     (("--region", "-r"), "region", "control-plane region (default: from the endpoint, else the boto3 chain)", str),
+    (("--profile",), "profile", "AWS profile for the control plane (default: the boto3 chain, AWS_PROFILE)", str),
     (("--proxy_host",), "proxy_host", "HTTP proxy host for the MQTT connection", str),
     (("--proxy_port",), "proxy_port", "HTTP proxy port (default 8080)", int),
     (("--state-dir",), "state_dir", "iot-jobs-local state directory (default ~/.local/state/iot-jobs-local)", str),
     (("--timeout",), "timeout", "seconds to wait for a data-plane response (default 10)", int),
-    (("--output",), "output", "json (the seed's one-line JSON, default) or pretty (indented, coloured)", str),
+    (
+        ("--output",),
+        "output",
+        "text (the seed's lines, default), json (JSON documents only, one per line, for jq) or pretty "
+        "(indented JSON, coloured on a terminal)",
+        str,
+    ),
     (
         ("--verbosity",),
         "verbosity",
@@ -47,7 +58,7 @@ _DEFAULTS: dict[str, object] = {
     "port": 8883,
     "proxy_port": 8080,
     "timeout": 10,
-    "output": "json",
+    "output": "text",
     "verbosity": "none",
     "local": False,
 }
@@ -72,7 +83,52 @@ def parser(defaults: dict[str, object]) -> argparse.ArgumentParser:
         help="use iot-jobs-local, starting one for the session if none runs [IOT_JOBS_LOCAL=1]",
     )
     p.add_argument("--config", type=Path, default=None, help="config file (default: see below)")
+    p.add_argument(
+        "-c",
+        "--command",
+        dest="commands",
+        action="append",
+        default=None,
+        metavar="'CMD; CMD'",
+        help="run these commands (separated by ';' or newlines) and exit; status 1 if one failed",
+    )
+    p.add_argument(
+        "--stop-on-error",
+        action="store_true",
+        default=defaults.get("stop_on_error"),
+        help="scripted use (-c or piped input): stop at the first command that fails [IOT_JOBS_STOP_ON_ERROR=1]",
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     return p
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("iot-jobs")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+#: Switches read from the environment and the config file as booleans.
+_SWITCHES = ("local", "stop_on_error")
+
+
+def _aliases() -> dict[str, str]:
+    """Config-file key or environment suffix -> dest: every long flag's name, as given or with ``_``.
+
+    So ``thing = x`` works in the config file (and ``IOT_JOBS_THING``) because ``--thing`` does.
+    """
+    names: dict[str, str] = {}
+    for flags, dest, _text, _kind in _OPTIONS:
+        names[dest] = dest
+        for flag in flags:
+            if flag.startswith("--"):
+                names[flag[2:].replace("-", "_")] = dest
+    for switch in _SWITCHES:
+        names[switch] = switch
+    return names
 
 
 def _defaults(argv: list[str]) -> dict[str, object]:
@@ -81,17 +137,15 @@ def _defaults(argv: list[str]) -> dict[str, object]:
     pre.add_argument("--config", type=Path, default=None)
     known, _ = pre.parse_known_args(argv)
     kinds = {dest: kind for _flags, dest, _text, kind in _OPTIONS}
+    aliases = _aliases()
     values: dict[str, object] = dict(_DEFAULTS)
-    raw = config.load(known.config, set(kinds) | {"local"})
-    raw.update(
-        {
-            dest: os.environ[f"IOT_JOBS_{dest.upper()}"]
-            for dest in [*kinds, "local"]
-            if os.environ.get(f"IOT_JOBS_{dest.upper()}")
-        }
-    )
+    raw = {aliases[key]: text for key, text in config.load(known.config, set(aliases)).items()}
+    for name in sorted(aliases, key=lambda n: n == aliases[n]):  # the canonical name wins
+        text = os.environ.get(f"IOT_JOBS_{name.upper()}")
+        if text:
+            raw[aliases[name]] = text
     for dest, text in raw.items():
-        if dest == "local":
+        if dest in _SWITCHES:
             values[dest] = text.lower() in ("1", "true", "yes", "on")
             continue
         try:
@@ -123,6 +177,7 @@ def _aws_settings(args: argparse.Namespace) -> Settings:
         thing_name=args.thing_name,
         client_id=args.client_id or f"test-{uuid.uuid4()}",
         region=args.region or region_from_endpoint(args.endpoint),
+        profile=args.profile,
         operation_timeout=args.timeout,
         proxy_host=args.proxy_host,
         proxy_port=args.proxy_port,
@@ -169,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = parser(_defaults(argv)).parse_args(argv)
-        if args.output not in ("json", "pretty"):
-            raise IotJobsError(f"--output must be json or pretty, got {args.output!r}", "Usage")
+        if args.output not in OUTPUTS:
+            raise IotJobsError(f"--output must be one of {', '.join(OUTPUTS)}, got {args.output!r}", "Usage")
         if args.verbosity.lower() not in VERBOSITY:
             raise IotJobsError(f"--verbosity must be one of {', '.join(VERBOSITY)}", "Usage")
     except IotJobsError as exc:
@@ -185,13 +240,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     from .session import Presentation, run  # imports the SDKs; kept out of --help's path
 
-    presentation = Presentation(pretty=args.output == "pretty", verbosity=args.verbosity.lower())
+    presentation = Presentation(output=args.output, verbosity=args.verbosity.lower())
+    script = split_commands("\n".join(args.commands)) if args.commands is not None else None
+    log.info("iot-jobs %s starting (%s)", _version(), "script" if script is not None else "session")
     try:
         with ExitStack() as stack:
             settings = stack.enter_context(resolve(args))
-            return run(settings, presentation, interactive=sys.stdin.isatty(), history_path=home / "history")
+            return run(
+                settings,
+                presentation,
+                interactive=script is None and sys.stdin.isatty(),
+                history_path=home / "history",
+                script=script,
+                stop_on_error=bool(args.stop_on_error),
+            )
     except IotJobsError as exc:
+        log.error("%s", exc.line())
         print(f"iot-jobs: {exc.line()}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a misconfiguration we did not foresee: still one line, details in the log
+        log.exception("unexpected error")
+        print(f"iot-jobs: {type(exc).__name__}: {exc} (details in {home / 'iot-jobs.log'})", file=sys.stderr)
+        return 1

@@ -14,8 +14,11 @@ from collections.abc import Callable
 
 
 class Printer:
-    def __init__(self, write: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, write: Callable[[str], None] | None = None, write_error: Callable[[str], None] | None = None
+    ) -> None:
         self._write = write or self._stdout
+        self._write_error = write_error or self._stderr
         self._lock = threading.RLock()
         self._busy = 0
         self._held: list[str] = []
@@ -26,6 +29,17 @@ class Printer:
     def _stdout(line: str) -> None:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
+
+    @staticmethod
+    def _stderr(line: str) -> None:
+        sys.stdout.flush()  # what came before stays before, also when both go to one pipe
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def error(self, text: str) -> None:
+        """A command's failure: on stderr, so scripts can tell it from output."""
+        with self._lock:
+            self._write_error(text)
 
     def line(self, text: str) -> None:
         """Output of the command being run (or a status line): printed now."""

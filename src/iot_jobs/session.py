@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +16,16 @@ from .data_plane import DataPlane
 from .formatting import Formatter, colour_allowed
 from .output import Printer
 from .repl import run_interactive, run_lines
-from .settings import Settings
+from .settings import Settings, check_files
 from .state import ConsoleState
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Presentation:
-    pretty: bool = False
+    #: ``--output``: text, json or pretty (see ``formatting``).
+    output: str = "text"
     verbosity: str = "none"
 
 
@@ -41,12 +45,26 @@ def _crt_logging(verbosity: str) -> None:
     io.init_logging(level, "stderr")
 
 
-def run(settings: Settings, presentation: Presentation, interactive: bool, history_path: Path | None) -> int:
+def run(
+    settings: Settings,
+    presentation: Presentation,
+    interactive: bool,
+    history_path: Path | None,
+    script: list[str] | None = None,
+    stop_on_error: bool = False,
+) -> int:
+    """The session; its exit status (scripted: 1 when a command failed)."""
     _crt_logging(presentation.verbosity)
     debug = presentation.verbosity in ("debug", "trace")
-    fmt = Formatter(pretty=presentation.pretty and sys.stdout.isatty(), colour=colour_allowed(sys.stdout.isatty()))
+    json_lines = presentation.output == "json"
+    fmt = Formatter(
+        pretty=presentation.output == "pretty",
+        colour=not json_lines and colour_allowed(sys.stdout.isatty()),
+        json_lines=json_lines,
+    )
     printer = Printer()
     state = ConsoleState(settings.thing_name, f"{settings.endpoint}:{settings.port}")
+    check_files(settings)  # before any network call
     control = ControlPlane(settings)
     _arn, created = control.ensure_thing()
     if created:
@@ -59,16 +77,23 @@ def run(settings: Settings, presentation: Presentation, interactive: bool, histo
         printer.event(fmt.event(name, wire))
 
     def on_state(connection: str) -> None:
+        log.info("connection %s -> %s (%s:%s)", state.connection, connection, settings.endpoint, settings.port)
         state.connection = connection
 
-    with DataPlane(settings, on_event, lambda text: printer.line(fmt.status(text)), on_state) as data:
+    def on_status(text: str) -> None:
+        log.info("%s", text)
+        printer.line(fmt.status(text))
+
+    with DataPlane(settings, on_event, on_status, on_state) as data:
         ctx = Context(data=data, control=control, out=printer, table=build_table(), state=state, fmt=fmt)
         if interactive:
             printer.line(
-                f"Connected to {settings.endpoint}:{settings.port} as thing {settings.thing_name}. "
-                "Type 'help' for commands, Tab to complete, Ctrl-D to quit."
+                fmt.status(
+                    f"Connected to {settings.endpoint}:{settings.port} as thing {settings.thing_name}. "
+                    "Type 'help' for commands, Tab to complete, Ctrl-D to quit."
+                )
             )
             return run_interactive(ctx, printer, history_path, debug)
-        code = run_lines(ctx, printer, sys.stdin, debug)
+        code = run_lines(ctx, printer, sys.stdin if script is None else script, debug, stop_on_error)
         printer.wait_quiet()
         return code
