@@ -255,3 +255,25 @@ def test_output_pretty_when_piped_is_indented_without_colour(tmp_path: Path, ser
     assert head == "GetPendingJobExecutions Response:"
     assert "\x1b[" not in done.stdout
     assert json.loads(body)["queuedJobs"] == [] and body.startswith("{\n  ")
+
+
+def test_events_print_in_causal_order(tmp_path: Path, service: Any) -> None:
+    """CreateJob's events follow its response; they reach us before the next command's MQTT response,
+    so they print before that response too (not held until after it)."""
+    job = _unique("Causal")
+    script = f'create-job {job} {{"a":1}}; get-pending-job-executions; get-pending-job-executions'
+    done = _run(_local(service, "--output", "json", "-c", script), _clean_env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    documents = [json.loads(line) for line in done.stdout.splitlines()]
+    order = [d.get("operation") or d.get("event") for d in documents]
+    created = order.index("CreateJob")
+    changed = next(
+        i
+        for i, d in enumerate(documents)
+        if d.get("event") == "JobExecutionsChanged" and job in json.dumps(d["payload"])
+    )
+    assert created < changed, order
+    # Each GetPending response that already lists the job comes after the event that announced it.
+    for i, d in enumerate(documents):
+        if d.get("operation") == "GetPendingJobExecutions" and job in json.dumps(d["response"]):
+            assert changed < i, order

@@ -7,6 +7,7 @@ the caller's ``on_event`` / ``on_status`` functions, which must be thread-safe.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -21,7 +22,8 @@ from . import connection
 from .errors import IotJobsError
 from .settings import Settings
 
-EventSink = Callable[[str, Any], None]
+#: (stream name, event, arrival number): arrival numbers order events and responses as they came.
+EventSink = Callable[[str, Any, int], None]
 StatusSink = Callable[[str], None]
 
 _STREAMS = ("JobExecutionsChanged", "NextJobExecutionChanged")
@@ -36,11 +38,17 @@ class DataPlane:
         on_event: EventSink,
         on_status: StatusSink,
         on_state: Callable[[str], None] | None = None,
+        on_response: Callable[[int], None] | None = None,
     ) -> None:
         self._settings = settings
         self._on_event = on_event
         self._on_status = on_status
         self._on_state = on_state or (lambda _state: None)
+        #: Told a response's arrival number before the response is returned, so that the events
+        #: that came before it can be shown before it.
+        self._on_response = on_response or (lambda _number: None)
+        self._arrivals = itertools.count()
+        self._arrivals_lock = threading.Lock()
         self._connected = threading.Event()
         self._first: Future[None] = Future()
         self._ever_connected = False
@@ -119,7 +127,7 @@ class DataPlane:
                     self._on_status(f"{name} stream halted: the policy does not allow subscribing to its topic")
 
             return awsiot.ServiceStreamOptions(
-                incoming_event_listener=lambda event: self._on_event(name, event),
+                incoming_event_listener=lambda event: self._on_event(name, event, self._arrival()),
                 subscription_status_listener=status,
                 deserialization_failure_listener=lambda failure: self._on_status(
                     f"Received an undecodable {name} event: {failure.cause}"
@@ -142,12 +150,24 @@ class DataPlane:
                 raise IotJobsError(f"could not subscribe to the {name} stream", "SubscribeFailed", "Connect")
 
     # requests ----------------------------------------------------------------------------------
+    def _arrival(self) -> int:
+        with self._arrivals_lock:
+            return next(self._arrivals)
+
     def _result(self, operation: str, future: Future[Any]) -> Any:
+        # Stamped on the CRT thread that completes it, the one that also delivers the events.
+        arrived: list[int] = []
+        future.add_done_callback(lambda _done: arrived.append(self._arrival()))
         try:
-            return future.result(timeout=self._settings.operation_timeout + 5)
+            value = future.result(timeout=self._settings.operation_timeout + 5)
+            if arrived:
+                self._on_response(arrived[0])
+            return value
         except TimeoutError:
             raise IotJobsError("no response (timed out)", "Timeout", operation) from None
         except awsiot.V2ServiceException as exc:
+            if arrived:
+                self._on_response(arrived[0])
             raise _service_error(operation, exc) from exc
 
     def get_pending(self) -> Any:

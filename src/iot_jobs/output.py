@@ -2,7 +2,9 @@
 
 A command's own lines come first; events that arrive while a command runs (for example the
 notify events a CreateJob triggers) are held and printed right after it, as in the seed's
-transcripts. Events that arrive while the prompt is idle print at once, above the prompt.
+transcripts, except those that reached us over MQTT before the data-plane response being awaited
+(``release_before``): they precede it, so they print before it. Events that arrive while the
+prompt is idle print at once, above the prompt.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ class Printer:
         self._write_error = write_error or self._stderr
         self._lock = threading.RLock()
         self._busy = 0
-        self._held: list[str] = []
+        self._held: list[tuple[int, str]] = []
         self.last_event: str | None = None
         self._last_event_at = time.monotonic()
 
@@ -46,13 +48,21 @@ class Printer:
         with self._lock:
             self._write(text)
 
-    def event(self, text: str) -> None:
+    def event(self, text: str, arrival: int = -1) -> None:
         with self._lock:
             self.last_event = text
             self._last_event_at = time.monotonic()
             if self._busy:
-                self._held.append(text)
+                self._held.append((arrival, text))
             else:
+                self._write(text)
+
+    def release_before(self, arrival: int) -> None:
+        """A response arrived as number ``arrival``: print the held events that came before it."""
+        with self._lock:
+            earlier = [text for number, text in self._held if 0 <= number < arrival]
+            self._held = [(number, text) for number, text in self._held if not 0 <= number < arrival]
+            for text in earlier:
                 self._write(text)
 
     def command(self) -> _Running:
@@ -67,7 +77,7 @@ class Printer:
             self._busy -= 1
             if not self._busy:
                 held, self._held = self._held, []
-                for text in held:
+                for _number, text in held:
                     self._write(text)
 
     def wait_quiet(self, quiet: float = 0.3, limit: float = 2.0) -> None:

@@ -71,10 +71,10 @@ def run(
         printer.line(fmt.status(f"Thing {settings.thing_name} did not exist; created it."))
     preflight(settings)
 
-    def on_event(name: str, event: Any) -> None:
+    def on_event(name: str, event: Any, arrival: int) -> None:
         wire = render.to_wire(event)
         state.observe_event(name, wire)
-        printer.event(fmt.event(name, wire))
+        printer.event(fmt.event(name, wire), arrival)
 
     def on_state(connection: str) -> None:
         log.info("connection %s -> %s (%s:%s)", state.connection, connection, settings.endpoint, settings.port)
@@ -84,7 +84,7 @@ def run(
         log.info("%s", text)
         printer.line(fmt.status(text))
 
-    with DataPlane(settings, on_event, on_status, on_state) as data:
+    with DataPlane(settings, on_event, on_status, on_state, printer.release_before) as data:
         ctx = Context(data=data, control=control, out=printer, table=build_table(), state=state, fmt=fmt)
         if interactive:
             printer.line(
