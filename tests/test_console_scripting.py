@@ -3,6 +3,7 @@ one readable line (never a traceback) for every start-up mistake."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -277,3 +278,39 @@ def test_events_print_in_causal_order(tmp_path: Path, service: Any) -> None:
     for i, d in enumerate(documents):
         if d.get("operation") == "GetPendingJobExecutions" and job in json.dumps(d["response"]):
             assert changed < i, order
+
+
+def test_client_id_takeover_is_explained_once_and_stops_the_loop(tmp_path: Path, service: Any) -> None:
+    """Two consoles with one client id: one of them stops reconnecting and says why in one line; the
+    other keeps the connection and answers."""
+    from repl_driver import PipedRepl
+
+    client_id = f"test-{uuid.uuid4()}"
+    env = _clean_env(tmp_path)
+    consoles = [PipedRepl(_local(service, "--client_id", client_id), env=env)]
+    try:
+        consoles[0].send("get-pending-job-executions")
+        consoles[0].expect("GetPendingJobExecutions Response: ")
+        consoles.append(PipedRepl(_local(service, "--client_id", client_id), env=env))
+        deadline = time.monotonic() + 60
+        stopped: PipedRepl | None = None
+        while stopped is None:
+            assert time.monotonic() < deadline, [c.dump() for c in consoles]
+            for console in consoles:
+                with contextlib.suppress(AssertionError):
+                    if console.next_line(timeout=0.2).startswith("Disconnected: "):
+                        stopped = console
+        line = stopped.transcript[-1]
+        assert f"client id '{client_id}'" in line and "not reconnecting" in line, line
+        (other,) = [c for c in consoles if c is not stopped]
+        stopped.send("get-pending-job-executions")
+        failed = stopped.expect("GetPendingJobExecutions failed: ")
+        assert "Offline" in failed or "Timeout" in failed, failed
+        other.send("get-pending-job-executions")
+        other.expect("GetPendingJobExecutions Response: ")
+        assert sum("Disconnected: " in line for line in stopped.transcript) == 1, stopped.dump()
+    finally:
+        codes = sorted(c.close() for c in consoles)
+    assert codes == [0, 1], codes
+    log = (tmp_path / "home" / "state" / "iot-jobs" / "iot-jobs.log").read_text()
+    assert "not reconnecting" in log and "GetPendingJobExecutions failed" in log, log

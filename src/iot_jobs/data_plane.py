@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from types import TracebackType
@@ -25,6 +26,10 @@ from .settings import Settings
 #: (stream name, event, arrival number): arrival numbers order events and responses as they came.
 EventSink = Callable[[str, Any, int], None]
 StatusSink = Callable[[str], None]
+
+#: A connection lost within QUICK_DROP_S of being made, QUICK_DROPS times in a row: a client-id clash.
+QUICK_DROP_S = 10.0
+QUICK_DROPS = 3
 
 _STREAMS = ("JobExecutionsChanged", "NextJobExecutionChanged")
 
@@ -53,6 +58,8 @@ class DataPlane:
         self._first: Future[None] = Future()
         self._ever_connected = False
         self._streams: list[Any] = []
+        self._connected_at = 0.0
+        self._quick_drops = 0
         self.connection_state = "connecting"
         self._client = connection.mqtt5_client(
             settings, self._connection_success, self._connection_failure, self._disconnection
@@ -65,6 +72,7 @@ class DataPlane:
         self._on_state(state)
 
     def _connection_success(self, _data: mqtt5.LifecycleConnectSuccessData) -> None:
+        self._connected_at = time.monotonic()
         self._set_state("connected")
         self._connected.set()
         if not self._first.done():
@@ -81,12 +89,41 @@ class DataPlane:
             self._first.set_exception(IotJobsError(f"MQTT connection refused: {reason}", "ConnectFailed", "Connect"))
 
     def _disconnection(self, data: mqtt5.LifecycleDisconnectData) -> None:
+        packet = data.disconnect_packet
+        if packet is not None and packet.reason_code == mqtt5.DisconnectReasonCode.SESSION_TAKEN_OVER:
+            # AWS IoT says so in its DISCONNECT (reason 0x8E).
+            self._stop_taken_over("another client connected with client id {id} (session taken over)")
+            return
+        now = time.monotonic()
+        quick = now - self._connected_at < QUICK_DROP_S
+        self._quick_drops = self._quick_drops + 1 if quick else 0
+        if self._quick_drops >= QUICK_DROPS:
+            # Mosquitto just closes the socket of the client it takes over from; dropped again and
+            # again right after connecting is what two clients sharing one id look like.
+            self._stop_taken_over(
+                f"dropped {self._quick_drops} times right after connecting: another client most likely uses "
+                "client id {id} (each connection takes the session over)"
+            )
+            return
         if self.connection_state == "connected":
             self._set_state("reconnecting")
             self._connected.clear()
             self._on_status(
                 f"Disconnected from the broker ({connection.crt_error_name(data.exception)}); reconnecting..."
             )
+
+    def _stop_taken_over(self, why: str) -> None:
+        """Reconnecting would take the session back from the other client, which would do the same:
+        an endless loop. Stop, and say why once (off the CRT thread, which ``stop`` waits for)."""
+        if self.connection_state == "stopped":
+            return
+        self._connected.clear()
+        self._set_state("stopped")
+        self._on_status(
+            f"Disconnected: {why.format(id=repr(self._settings.client_id))}; not reconnecting. "
+            "Restart with another --client_id."
+        )
+        threading.Thread(target=self._client.stop, name="mqtt-stop", daemon=True).start()
 
     # context manager ---------------------------------------------------------------------------
     def __enter__(self) -> DataPlane:
