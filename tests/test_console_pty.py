@@ -399,3 +399,36 @@ def test_toolbar_fits_80_columns(service: Any, console_home: Path) -> None:
         assert c.quit() == 0
     finally:
         c.close()
+
+
+def test_job_ids_complete_from_the_service_and_at_paths_from_disk(
+    service: Any, console_home: Path, tmp_path: Path
+) -> None:
+    """A job created elsewhere, for another thing, is offered (ListJobs, fetched in the background);
+    ``@`` completes a job document's path."""
+    iot = service.iot()
+    other = _unique("elsewhere")
+    iot.create_thing(thingName=other)
+    job = _unique("Remote")
+    iot.create_job(jobId=job, targets=[service.thing_arn(other)], document="{}")
+    docs = tmp_path / "docs-dir"
+    docs.mkdir()
+    (docs / "reboot.json").write_text('{"ToDo":"Reboot"}')
+    c = Console(service, _unique("complete"), console_home)
+    try:
+        c.child.send("describe-job " + job[:10])
+        c.wait_screen(re.escape(job) + " +job")
+        c.child.send("\t")
+        c.wait_screen(r"iot-jobs> describe-job " + re.escape(job) + "$")
+        out = c.run("", "DescribeJob Response: ")
+        assert json.loads(out)["job"]["jobId"] == job
+        new = _unique("FromFile")
+        c.child.send(f"create-job {new} @{docs}/reb")
+        c.wait_screen(r"reboot\.json +file")
+        c.child.send("\t")
+        c.wait_screen(r"iot-jobs> create-job " + re.escape(f"{new} @{docs}/reboot.json") + "$")
+        out = c.run("", "CreateJob Response: ")
+        assert json.loads(out)["jobId"] == new
+        assert c.quit() == 0
+    finally:
+        c.close()

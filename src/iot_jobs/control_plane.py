@@ -109,6 +109,18 @@ class ControlPlane:
         kwargs: dict[str, Any] = {"status": status} if status else {}
         return self._call("ListJobs", self._client.list_jobs, **kwargs)
 
+    def job_ids(self, pages: int = 3) -> list[str]:
+        """The account's job ids, newest pages first, for completion (at most ``pages`` pages)."""
+        ids: list[str] = []
+        kwargs: dict[str, Any] = {}
+        for _ in range(pages):
+            page = self._call("ListJobs", self._client.list_jobs, **kwargs)
+            ids += [str(j.get("jobId", "")) for j in page.get("jobs", [])]
+            if not page.get("nextToken"):
+                break
+            kwargs["nextToken"] = page["nextToken"]
+        return ids
+
     def cancel_job(
         self, job_id: str, force: bool = False, comment: str | None = None, reason_code: str | None = None
     ) -> dict[str, Any]:

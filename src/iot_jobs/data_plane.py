@@ -191,10 +191,12 @@ class DataPlane:
         with self._arrivals_lock:
             return next(self._arrivals)
 
-    def _result(self, operation: str, future: Future[Any]) -> Any:
+    def _result(self, operation: str, future: Future[Any], report: bool = True) -> Any:
+        """The response; ``report``: tell ``on_response`` when it came (not for background requests)."""
         # Stamped on the CRT thread that completes it, the one that also delivers the events.
         arrived: list[int] = []
-        future.add_done_callback(lambda _done: arrived.append(self._arrival()))
+        if report:
+            future.add_done_callback(lambda _done: arrived.append(self._arrival()))
         try:
             value = future.result(timeout=self._settings.operation_timeout + 5)
             if arrived:
@@ -207,9 +209,9 @@ class DataPlane:
                 self._on_response(arrived[0])
             raise _service_error(operation, exc) from exc
 
-    def get_pending(self) -> Any:
+    def get_pending(self, report: bool = True) -> Any:
         request = iotjobs.GetPendingJobExecutionsRequest(thing_name=self._settings.thing_name)
-        return self._result("GetPendingJobExecutions", self.jobs.get_pending_job_executions(request))
+        return self._result("GetPendingJobExecutions", self.jobs.get_pending_job_executions(request), report)
 
     def start_next(self, status_details: dict[str, str] | None = None, step_timeout: int | None = None) -> Any:
         request = iotjobs.StartNextPendingJobExecutionRequest(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from prompt_toolkit import PromptSession
@@ -90,12 +90,18 @@ def run_lines(
     return code
 
 
-def run_interactive(ctx: Context, printer: Printer, history_path: Path | None, debug: bool = False) -> int:
+def run_interactive(
+    ctx: Context,
+    printer: Printer,
+    history_path: Path | None,
+    debug: bool = False,
+    job_ids: Callable[[], Iterable[str]] | None = None,
+) -> int:
     history = FileHistory(str(history_path)) if history_path else InMemoryHistory()
     session: PromptSession[str] = PromptSession(
         history=history,
         auto_suggest=AutoSuggestFromHistory(),
-        completer=CommandCompleter(ctx.table, lambda: ctx.state.job_ids),
+        completer=CommandCompleter(ctx.table, job_ids or (lambda: ctx.state.job_ids)),
         complete_while_typing=True,
         bottom_toolbar=toolbar(ctx.state),
         style=STYLE,

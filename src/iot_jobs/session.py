@@ -14,6 +14,7 @@ from .connection import preflight
 from .control_plane import ControlPlane
 from .data_plane import DataPlane
 from .formatting import Formatter, colour_allowed
+from .job_ids import JobIdCache
 from .output import Printer
 from .repl import run_interactive, run_lines
 from .settings import Settings, check_files
@@ -93,7 +94,14 @@ def run(
                     "Type 'help' for commands, Tab to complete, Ctrl-D to quit."
                 )
             )
-            return run_interactive(ctx, printer, history_path, debug)
+
+            def fetch_job_ids() -> list[str]:
+                state.observe_pending(render.to_wire(data.get_pending(report=False)))
+                return control.job_ids()
+
+            cache = JobIdCache(state, fetch_job_ids)
+            cache.refresh()
+            return run_interactive(ctx, printer, history_path, debug, cache.ids)
         code = run_lines(ctx, printer, sys.stdin if script is None else script, debug, stop_on_error)
         printer.wait_quiet()
         return code
