@@ -432,3 +432,31 @@ def test_job_ids_complete_from_the_service_and_at_paths_from_disk(
         assert c.quit() == 0
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("paged", [True, False])
+def test_long_output_goes_through_the_pager(service: Any, console_home: Path, paged: bool) -> None:
+    """Taller than the screen (40 rows): paged on a terminal; ``--no-pager`` prints it straight."""
+    iot = service.iot()
+    other = _unique("pager-target")
+    iot.create_thing(thingName=other)
+    for _ in range(8):  # ListJobs in pretty form: ~9 rows a job
+        iot.create_job(jobId=_unique("Long"), targets=[service.thing_arn(other)], document="{}")
+    extra = ("--output", "pretty") if paged else ("--output", "pretty", "--no-pager")
+    pager_env = {"PAGER": "less -R -X -F -PsPAGER-PROMPT"}
+    thing = _unique("pager")
+    c = Console(service, thing, console_home, *extra, env_extra=pager_env)
+    try:
+        c.child.send("list-jobs\r")
+        if paged:
+            c.expect("PAGER-PROMPT")
+            c.child.send("q")
+        else:
+            c.expect("ListJobs Response:")
+        c.expect("iot-jobs>")
+        c.run("get-pending-job-executions", "GetPendingJobExecutions Response:")
+        c.flush()
+        assert ("PAGER-PROMPT" in (console_home / f"pty-{thing}.log").read_text()) is paged
+        assert c.quit() == 0
+    finally:
+        c.close()

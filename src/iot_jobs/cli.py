@@ -98,6 +98,13 @@ def parser(defaults: dict[str, object]) -> argparse.ArgumentParser:
         default=defaults.get("stop_on_error"),
         help="scripted use (-c or piped input): stop at the first command that fails [IOT_JOBS_STOP_ON_ERROR=1]",
     )
+    p.add_argument(
+        "--no-pager",
+        action="store_true",
+        default=defaults.get("no_pager"),
+        help="never page long output (default: on a terminal, output taller than the screen goes through "
+        "$PAGER, else less -RXF) [IOT_JOBS_NO_PAGER=1]",
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     return p
 
@@ -112,7 +119,7 @@ def _version() -> str:
 
 
 #: Switches read from the environment and the config file as booleans.
-_SWITCHES = ("local", "stop_on_error")
+_SWITCHES = ("local", "stop_on_error", "no_pager")
 
 
 def _aliases() -> dict[str, str]:
@@ -240,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from .session import Presentation, run  # imports the SDKs; kept out of --help's path
 
-    presentation = Presentation(output=args.output, verbosity=args.verbosity.lower())
+    presentation = Presentation(output=args.output, verbosity=args.verbosity.lower(), pager=not args.no_pager)
     script = split_commands("\n".join(args.commands)) if args.commands is not None else None
     log.info("iot-jobs %s starting (%s)", _version(), "script" if script is not None else "session")
     try:

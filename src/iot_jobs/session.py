@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import render
+from . import pager, render
 from .commands import Context, build_table
 from .connection import preflight
 from .control_plane import ControlPlane
@@ -28,6 +28,8 @@ class Presentation:
     #: ``--output``: text, json or pretty (see ``formatting``).
     output: str = "text"
     verbosity: str = "none"
+    #: Page long output in interactive use on a terminal (``--no-pager`` turns it off).
+    pager: bool = True
 
 
 def _crt_logging(verbosity: str) -> None:
@@ -63,7 +65,8 @@ def run(
         colour=not json_lines and colour_allowed(sys.stdout.isatty()),
         json_lines=json_lines,
     )
-    printer = Printer()
+    paging = interactive and presentation.pager and sys.stdout.isatty()
+    printer = Printer(pager=pager.command() if paging else None)
     state = ConsoleState(settings.thing_name, f"{settings.endpoint}:{settings.port}")
     check_files(settings)  # before any network call
     control = ControlPlane(settings)
