@@ -7,21 +7,36 @@ Precedence: flag > ``IOT_JOBS_<FLAG>`` environment variable > config file > defa
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-import uuid
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import config
 from .errors import IotJobsError
-from .formatting import OUTPUTS
-from .script import split_commands
-from .settings import LocalRequest, Settings, region_from_endpoint
 
-log = logging.getLogger("iot_jobs")
+if TYPE_CHECKING:
+    from .settings import Settings
+
+# Everything else (logging, the settings, the SDKs) is imported once the flags are parsed, so that
+# --help and --version answer quickly (docs/benchmarks.md).
+
+#: --output values; formatting.py says what each looks like.
+OUTPUTS = ("text", "json", "pretty")
+
+_STARTED = time.perf_counter()
+
+
+def trace(step: str) -> None:
+    """IOT_JOBS_TRACE_STARTUP=1: log when each start-up step is done (benchmarks/console_startup.py)."""
+    if os.environ.get("IOT_JOBS_TRACE_STARTUP"):
+        import logging
+
+        logging.getLogger("iot_jobs").info("startup: %-28s %6.0f ms", step, (time.perf_counter() - _STARTED) * 1000)
+
 
 VERBOSITY = ("none", "fatal", "error", "warn", "info", "debug", "trace")
 
@@ -105,8 +120,19 @@ def parser(defaults: dict[str, object]) -> argparse.ArgumentParser:
         help="never page long output (default: on a terminal, output taller than the screen goes through "
         "$PAGER, else less -RXF) [IOT_JOBS_NO_PAGER=1]",
     )
-    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    p.add_argument("--version", action=_Version, help="print the version and exit")
     return p
+
+
+class _Version(argparse.Action):
+    """``--version`` reading the installed metadata only when asked (importlib.metadata is slow to import)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=kwargs.get("help"))
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
+        print(f"{parser.prog} {_version()}")
+        parser.exit()
 
 
 def _version() -> str:
@@ -163,6 +189,10 @@ def _defaults(argv: list[str]) -> dict[str, object]:
 
 
 def _aws_settings(args: argparse.Namespace) -> Settings:
+    import uuid
+
+    from .settings import Settings, region_from_endpoint
+
     missing = [
         flag
         for flag, value in (
@@ -194,6 +224,10 @@ def _aws_settings(args: argparse.Namespace) -> Settings:
 @contextmanager
 def resolve(args: argparse.Namespace) -> Iterator[Settings]:
     """Settings for AWS, or for iot-jobs-local (started for the session if needed)."""
+    import uuid
+
+    from .settings import LocalRequest, Settings
+
     if not (args.local or (not args.endpoint and not args.cert)):
         yield _aws_settings(args)
         return
@@ -217,6 +251,7 @@ def resolve(args: argparse.Namespace) -> Iterator[Settings]:
             aws_access_key_id=creds.access_key_id,
             aws_secret_access_key=creds.secret_access_key,
             operation_timeout=args.timeout,
+            thing_provisioned=True,
         )
 
 
@@ -238,6 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     except IotJobsError as exc:
         print(f"iot-jobs: {exc.message}", file=sys.stderr)
         return 2
+    import logging
+
+    from .script import split_commands
+
+    log = logging.getLogger("iot_jobs")
     home = _state_home()
     debug = args.verbosity.lower() in ("debug", "trace")
     logging.basicConfig(
@@ -245,7 +285,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    trace("flags parsed")
     from .session import Presentation, run  # imports the SDKs; kept out of --help's path
+
+    trace("session modules imported")
 
     presentation = Presentation(output=args.output, verbosity=args.verbosity.lower(), pager=not args.no_pager)
     script = split_commands("\n".join(args.commands)) if args.commands is not None else None
@@ -253,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with ExitStack() as stack:
             settings = stack.enter_context(resolve(args))
+            trace("settings resolved")
             return run(
                 settings,
                 presentation,

@@ -19,8 +19,6 @@ from typing import Any
 from . import render
 from .errors import IotJobsError
 
-OUTPUTS = ("text", "json", "pretty")
-
 _RESET = "\x1b[0m"
 _KEY, _STRING, _NUMBER, _LITERAL, _ERROR, _DIM = "\x1b[34m", "\x1b[32m", "\x1b[36m", "\x1b[35m", "\x1b[31m", "\x1b[2m"
 _TOKEN = re.compile(r'("(?:[^"\\]|\\.)*")(\s*:)?|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)|\b(true|false|null)\b')

@@ -30,14 +30,16 @@ class JobIdCache:
         self._running = False
         self._lock = threading.Lock()
 
-    def refresh(self) -> None:
-        """Start a background refresh unless one runs or the last one is fresh."""
+    def refresh(self, delay: float = 0.0) -> None:
+        """Start a background refresh (in ``delay`` seconds) unless one runs or the last one is fresh."""
         with self._lock:
             fresh = self._fetched_at is not None and time.monotonic() - self._fetched_at < self._ttl
             if self._running or fresh:
                 return
             self._running = True
-        threading.Thread(target=self._run, name="job-ids", daemon=True).start()
+        timer = threading.Timer(delay, self._run)
+        timer.name, timer.daemon = "job-ids", True
+        timer.start()
 
     def _run(self) -> None:
         try:

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from . import pager, render
+from .cli import trace
 from .commands import Context, build_table
 from .connection import preflight
-from .control_plane import ControlPlane
 from .data_plane import DataPlane
+from .deferred_control import DeferredControlPlane
 from .formatting import Formatter, colour_allowed
 from .job_ids import JobIdCache
 from .output import Printer
@@ -69,11 +70,14 @@ def run(
     printer = Printer(pager=pager.command() if paging else None)
     state = ConsoleState(settings.thing_name, f"{settings.endpoint}:{settings.port}")
     check_files(settings)  # before any network call
-    control = ControlPlane(settings)
-    _arn, created = control.ensure_thing()
-    if created:
-        printer.line(fmt.status(f"Thing {settings.thing_name} did not exist; created it."))
+    control = DeferredControlPlane(settings)
+    if not settings.thing_provisioned:
+        _arn, created = control.get().ensure_thing()
+        trace("thing described")
+        if created:
+            printer.line(fmt.status(f"Thing {settings.thing_name} did not exist; created it."))
     preflight(settings)
+    trace("TCP/TLS preflight done")
 
     def on_event(name: str, event: Any, arrival: int) -> None:
         wire = render.to_wire(event)
@@ -89,6 +93,7 @@ def run(
         printer.line(fmt.status(text))
 
     with DataPlane(settings, on_event, on_status, on_state, printer.release_before) as data:
+        trace("MQTT connected, streams open")
         ctx = Context(data=data, control=control, out=printer, table=build_table(), state=state, fmt=fmt)
         if interactive:
             printer.line(
@@ -103,7 +108,7 @@ def run(
                 return control.job_ids()
 
             cache = JobIdCache(state, fetch_job_ids)
-            cache.refresh()
+            cache.refresh(delay=0.3)  # after the prompt is drawn: it also builds the boto3 client
             return run_interactive(ctx, printer, history_path, debug, cache.ids)
         code = run_lines(ctx, printer, sys.stdin if script is None else script, debug, stop_on_error)
         printer.wait_quiet()

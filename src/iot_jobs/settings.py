@@ -37,6 +37,8 @@ class Settings:
     connect_timeout: float = 10.0
     proxy_host: str | None = None
     proxy_port: int = 8080
+    #: The thing is known to exist (iot-jobs-local provisioned it): no DescribeThing at start-up.
+    thing_provisioned: bool = False
 
 
 def check_files(settings: Settings) -> None:
