@@ -29,6 +29,8 @@ class JobIdCache:
         self._fetched_at: float | None = None
         self._running = False
         self._lock = threading.Lock()
+        #: Called (on the refresh thread) after new ids came in, e.g. to recompute an open menu.
+        self.on_update: Callable[[], None] = lambda: None
 
     def refresh(self, delay: float = 0.0) -> None:
         """Start a background refresh (in ``delay`` seconds) unless one runs or the last one is fresh."""
@@ -43,7 +45,10 @@ class JobIdCache:
 
     def _run(self) -> None:
         try:
+            before = set(self._state.job_ids)
             self._state.remember_jobs(self._fetch())
+            if set(self._state.job_ids) != before:
+                self.on_update()
         except IotJobsError as exc:  # completion stays with what we know; the log says why
             log.info("job id refresh failed: %s", exc.line())
         finally:

@@ -96,7 +96,9 @@ def run_interactive(
     history_path: Path | None,
     debug: bool = False,
     job_ids: Callable[[], Iterable[str]] | None = None,
+    on_job_ids: Callable[[Callable[[], None]], None] | None = None,
 ) -> int:
+    """The prompt loop; ``on_job_ids`` receives the function to call when new job ids arrive."""
     history = FileHistory(str(history_path)) if history_path else InMemoryHistory()
     session: PromptSession[str] = PromptSession(
         history=history,
@@ -107,6 +109,16 @@ def run_interactive(
         style=STYLE,
         refresh_interval=0.5,
     )
+
+    def recomplete() -> None:
+        """New job ids arrived: offer them in the line being typed (called from another thread)."""
+        app, buffer = session.app, session.default_buffer
+        loop = app.loop
+        if app.is_running and loop is not None and buffer.text:
+            loop.call_soon_threadsafe(buffer.start_completion)
+
+    if on_job_ids is not None:
+        on_job_ids(recomplete)
     with between_prompts(), patch_stdout(raw=True):
         while True:
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,11 @@ def run(
 
             cache = JobIdCache(state, fetch_job_ids)
             cache.refresh(delay=0.3)  # after the prompt is drawn: it also builds the boto3 client
-            return run_interactive(ctx, printer, history_path, debug, cache.ids)
+
+            def hook(recomplete: Callable[[], None]) -> None:
+                cache.on_update = recomplete
+
+            return run_interactive(ctx, printer, history_path, debug, cache.ids, hook)
         code = run_lines(ctx, printer, sys.stdin if script is None else script, debug, stop_on_error)
         printer.wait_quiet()
         return code
