@@ -314,3 +314,19 @@ def test_client_id_takeover_is_explained_once_and_stops_the_loop(tmp_path: Path,
     assert codes == [0, 1], codes
     log = (tmp_path / "home" / "state" / "iot-jobs" / "iot-jobs.log").read_text()
     assert "not reconnecting" in log and "GetPendingJobExecutions failed" in log, log
+
+
+def test_delete_job_on_a_canceled_job_says_what_stands_in_the_way(tmp_path: Path, service: Any) -> None:
+    job = _unique("Canceled")
+    script = (
+        f'create-job {job} {{"a":1}}; start-next-pending-job-execution; cancel-job {job}; '
+        f"describe-job {job}; delete-job {job}"
+    )
+    done = _run(_local(service, "--output", "json", "-c", script), _clean_env(tmp_path))
+    assert done.returncode == 1
+    described = next(json.loads(line) for line in done.stdout.splitlines() if '"operation":"DescribeJob"' in line)
+    assert described["response"]["job"]["status"] == "CANCELED"
+    (error,) = [json.loads(line) for line in done.stderr.splitlines()]
+    assert error["operation"] == "DeleteJob" and error["code"] == "InvalidStateTransitionException"
+    assert "IN_PROGRESS executions" in error["message"], error
+    assert "only when COMPLETED or CANCELED" not in error["message"], error
