@@ -51,6 +51,8 @@ class JobIdCache:
                 self.on_update()
         except IotJobsError as exc:  # completion stays with what we know; the log says why
             log.info("job id refresh failed: %s", exc.line())
+        except Exception:  # never a traceback over the prompt from a background refresh
+            log.exception("job id refresh failed")
         finally:
             with self._lock:
                 self._running = False
