@@ -22,6 +22,8 @@ class PipedRepl:
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         self.transcript: list[str] = []
+        #: The exit status the test expects (scripted use: 1 once a command failed).
+        self.expected_code = 0
         self._lines: queue.Queue[str | None] = queue.Queue()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "iot_jobs", *args],

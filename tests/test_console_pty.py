@@ -41,7 +41,13 @@ class Console:
     """``iot-jobs`` under pexpect with an emulated screen (fixed size, own HOME), the way pgcli's tests do it."""
 
     def __init__(
-        self, service: Any, thing: str, home: Path, *extra: str, env_extra: dict[str, str] | None = None
+        self,
+        service: Any,
+        thing: str,
+        home: Path,
+        *extra: str,
+        env_extra: dict[str, str] | None = None,
+        columns: int = 200,
     ) -> None:
         env = {
             **os.environ,
@@ -50,7 +56,7 @@ class Console:
             "XDG_CONFIG_HOME": str(home / "config"),
             "TERM": "xterm",
             "LINES": "40",
-            "COLUMNS": "200",
+            "COLUMNS": str(columns),
         }
         env.pop("NO_COLOR", None)
         env.update(env_extra or {})
@@ -60,9 +66,9 @@ class Console:
             env=env,
             encoding="utf-8",
             timeout=20,
-            dimensions=(40, 200),
+            dimensions=(40, columns),
         )
-        self.screen = _AnsweringScreen(200, 40, self.child)
+        self.screen = _AnsweringScreen(columns, 40, self.child)
         self._stream = pyte.Stream(self.screen)
         self._log = open(home / f"pty-{thing}.log", "a")  # noqa: SIM115 - closed in close()
         self.child.logfile_read = self  # everything pexpect reads also feeds the emulated screen
@@ -298,6 +304,159 @@ def test_broker_restart_mid_session(service_factory: Any, console_home: Path) ->
         c.expect("Received NextJobExecutionChanged event: .*" + job)  # the streams are back
         out = c.run("start-next-pending-job-execution", "StartNextPendingJobExecution Response: ")
         assert json.loads(out)["execution"]["jobId"] == job
+        assert c.quit() == 0
+    finally:
+        c.close()
+
+
+def test_ctrl_c_cancels_a_stalled_command_and_typed_ahead_keys_wait_unechoed(
+    service_factory: Any, console_home: Path
+) -> None:
+    """The broker is frozen (SIGSTOP), so a data-plane request gets no answer. Keys typed meanwhile are
+    not echoed into the output and reach the next prompt; Ctrl-C cancels the request, the console is
+    back at its prompt, still connected, and answers once the broker runs again."""
+    svc = service_factory()
+    thing = _unique("stall")
+    c = Console(svc, thing, console_home)
+    (broker,) = svc.broker_pids()
+    log = console_home / "state" / "iot-jobs" / "iot-jobs.log"
+
+    def started(count: int) -> None:
+        """Wait until the console's log says the command has started for the ``count``-th time."""
+        deadline = time.monotonic() + 20
+        while log.read_text().count("running get-pending-job-executions") < count:
+            assert time.monotonic() < deadline, log.read_text()
+            with contextlib.suppress(pexpect.TIMEOUT):
+                c.child.read_nonblocking(65536, timeout=0.1)
+
+    try:
+        c.run("get-pending-job-executions", "GetPendingJobExecutions Response: ")
+        os.kill(broker, signal.SIGSTOP)
+        try:
+            c.child.send("get-pending-job-executions\r")
+            started(2)
+            c.child.send("help")  # typed ahead while the command waits
+            with contextlib.suppress(pexpect.TIMEOUT):
+                c.child.read_nonblocking(65536, timeout=0.5)
+            assert "help" not in c.display().split("iot-jobs> get-pending-job-executions")[-1], c.display()
+        finally:
+            os.kill(broker, signal.SIGCONT)
+        c.expect("GetPendingJobExecutions Response: ")
+        c.wait_screen(r"iot-jobs> help$")  # the typed-ahead keys, on the next prompt line
+        c.run("", "Commands:")
+
+        os.kill(broker, signal.SIGSTOP)
+        try:
+            c.child.send("get-pending-job-executions\r")
+            started(3)
+            c.child.sendcontrol("c")
+            c.expect("Canceled get-pending-job-executions")
+            c.expect("iot-jobs>")
+            assert c.child.isalive()
+        finally:
+            os.kill(broker, signal.SIGCONT)
+        c.wait_screen(r" connected .* thing " + thing)
+        c.run("get-pending-job-executions", "GetPendingJobExecutions Response: ")
+        assert c.quit() == 0
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("when", ["with-the-command", "after-the-response"])
+def test_ctrl_d_right_after_a_response_is_not_lost(service: Any, console_home: Path, when: str) -> None:
+    c = Console(service, _unique("eof"), console_home)
+    try:
+        if when == "with-the-command":
+            c.child.send("get-pending-job-executions\r\x04")  # both in one write
+            c.expect("GetPendingJobExecutions Response: ")
+        else:
+            c.child.send("get-pending-job-executions\r")
+            c.expect("GetPendingJobExecutions Response: ")
+            c.child.sendcontrol("d")  # before the prompt is back
+        c.child.expect(pexpect.EOF, timeout=20)
+        c.child.close()
+        assert c.child.exitstatus == 0
+    finally:
+        c.close()
+
+
+def test_toolbar_fits_80_columns(service: Any, console_home: Path) -> None:
+    thing = _unique("narrow-toolbar-thing-name")
+    c = Console(service, thing, console_home, columns=80)
+    try:
+        c.wait_screen(r" connected ")
+        bottom = c.screen.display[-1].rstrip()
+        assert len(bottom) <= 80
+        assert "in progress ?, queued ?" in bottom or "queued" in bottom, bottom
+        c.run("get-pending-job-executions", "GetPendingJobExecutions Response: ")
+        c.wait_screen(r"queued 0")
+        bottom = c.screen.display[-1].rstrip()
+        assert bottom.lstrip().startswith("connected") and "queued 0" in bottom, bottom
+        out = c.run("help", "Commands:")
+        assert out == ""
+        for line in c.display().splitlines():
+            assert not line.endswith("-") or line.endswith(" -"), line  # help lines end on whole words
+        assert c.quit() == 0
+    finally:
+        c.close()
+
+
+def test_job_ids_complete_from_the_service_and_at_paths_from_disk(
+    service: Any, console_home: Path, tmp_path: Path
+) -> None:
+    """A job created elsewhere, for another thing, is offered (ListJobs, fetched in the background);
+    ``@`` completes a job document's path."""
+    iot = service.iot()
+    other = _unique("elsewhere")
+    iot.create_thing(thingName=other)
+    job = _unique("Remote")
+    iot.create_job(jobId=job, targets=[service.thing_arn(other)], document="{}")
+    docs = tmp_path / "docs-dir"
+    docs.mkdir()
+    (docs / "reboot.json").write_text('{"ToDo":"Reboot"}')
+    c = Console(service, _unique("complete"), console_home)
+    try:
+        c.child.send("describe-job " + job[:10])
+        c.wait_screen(re.escape(job) + " +job")
+        c.child.send("\t")
+        c.wait_screen(r"iot-jobs> describe-job " + re.escape(job) + "$")
+        out = c.run("", "DescribeJob Response: ")
+        assert json.loads(out)["job"]["jobId"] == job
+        new = _unique("FromFile")
+        c.child.send(f"create-job {new} @{docs}/reb")
+        c.wait_screen(r"reboot\.json +file")
+        c.child.send("\t")
+        c.wait_screen(r"iot-jobs> create-job " + re.escape(f"{new} @{docs}/reboot.json") + "$")
+        out = c.run("", "CreateJob Response: ")
+        assert json.loads(out)["jobId"] == new
+        assert c.quit() == 0
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("paged", [True, False])
+def test_long_output_goes_through_the_pager(service: Any, console_home: Path, paged: bool) -> None:
+    """Taller than the screen (40 rows): paged on a terminal; ``--no-pager`` prints it straight."""
+    iot = service.iot()
+    other = _unique("pager-target")
+    iot.create_thing(thingName=other)
+    for _ in range(8):  # ListJobs in pretty form: ~9 rows a job
+        iot.create_job(jobId=_unique("Long"), targets=[service.thing_arn(other)], document="{}")
+    extra = ("--output", "pretty") if paged else ("--output", "pretty", "--no-pager")
+    pager_env = {"PAGER": "less -R -X -F -PsPAGER-PROMPT"}
+    thing = _unique("pager")
+    c = Console(service, thing, console_home, *extra, env_extra=pager_env)
+    try:
+        c.child.send("list-jobs\r")
+        if paged:
+            c.expect("PAGER-PROMPT")
+            c.child.send("q")
+        else:
+            c.expect("ListJobs Response:")
+        c.expect("iot-jobs>")
+        c.run("get-pending-job-executions", "GetPendingJobExecutions Response:")
+        c.flush()
+        assert ("PAGER-PROMPT" in (console_home / f"pty-{thing}.log").read_text()) is paged
         assert c.quit() == 0
     finally:
         c.close()

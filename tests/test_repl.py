@@ -30,7 +30,7 @@ def repl(service: Any, tmp_path: Path) -> Iterator[tuple[PipedRepl, str]]:
     finally:
         if driver.process.poll() is None:
             driver.send("quit")
-        assert driver.close() == 0, driver.dump()
+        assert driver.close() == driver.expected_code, driver.dump()
 
 
 def _created(repl: PipedRepl, job: str) -> dict[str, Any]:
@@ -177,6 +177,7 @@ def test_misc_topics(repl: tuple[PipedRepl, str]) -> None:
 
 def test_bad_input_is_reported_and_the_repl_carries_on(repl: tuple[PipedRepl, str]) -> None:
     r, _thing = repl
+    r.expected_code = 1  # scripted: a failed command makes the exit status 1
     cases = [
         ("frobnicate", "Error: unknown command 'frobnicate'"),
         ("describe-job-execution", "Error: describe-job-execution: takes 1 argument(s), got 0; usage: "),
@@ -204,6 +205,7 @@ def test_bad_input_is_reported_and_the_repl_carries_on(repl: tuple[PipedRepl, st
         ("update-job-execution NoSuchJob SUCCEEDED", "UpdateJobExecution failed: ResourceNotFound: "),
         ("delete-job NoSuchJob", "DeleteJob failed: ResourceNotFoundException: "),
         ("create-job bad/id {}", "CreateJob failed: InvalidRequestException: "),
+        ('create-job "bad id!" {"a":1}', "CreateJob failed: InvalidRequestException: "),
         ("help nosuch", "Error: help: no command named 'nosuch'"),
     ]
     for command, expected in cases:
@@ -211,6 +213,8 @@ def test_bad_input_is_reported_and_the_repl_carries_on(repl: tuple[PipedRepl, st
         line = r.next_line()
         assert line.startswith(expected), f"{command!r} -> {line!r}"
         assert "Traceback" not in line
+        if "bad id!" in command:  # the id is to blame, not the (valid) document
+            assert "jobId" in line and "document" not in line, line
     # A rejected update on a terminal execution shows the code, message and the execution's state.
     job = _unique("T")
     r.send(f'create-job {job} {{"a":"b"}}')

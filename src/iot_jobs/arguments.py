@@ -55,6 +55,17 @@ def _pair(token: str) -> tuple[str, str]:
     return key, value
 
 
+def _leading_word(text: str) -> tuple[str, str]:
+    """The first word of ``text`` and the rest; a quoted first word keeps its spaces."""
+    if text[:1] in ("'", '"'):
+        end = text.find(text[0], 1)
+        if end < 0:
+            raise UsageError(f"unterminated quote in {text.split(' ', 1)[0]!r}")
+        return text[1:end], text[end + 1 :]
+    word, _, rest = text.partition(" ")
+    return word, rest
+
+
 def parse(args_spec: tuple[Arg, ...], options_spec: tuple[Option, ...], rest: str, raw_tail: bool) -> Parsed:
     """Parse ``rest`` (the line after the command name)."""
     parsed = Parsed()
@@ -62,7 +73,7 @@ def parse(args_spec: tuple[Arg, ...], options_spec: tuple[Option, ...], rest: st
         # Every positional but the last is a word; the last is the rest of the line, verbatim.
         text = rest.strip()
         for _ in args_spec[:-1]:
-            word, _, text = text.partition(" ")
+            word, text = _leading_word(text)
             if word:
                 parsed.args.append(word)
             text = text.strip()

@@ -7,35 +7,61 @@ Precedence: flag > ``IOT_JOBS_<FLAG>`` environment variable > config file > defa
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-import uuid
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import config
 from .errors import IotJobsError
-from .settings import LocalRequest, Settings, region_from_endpoint
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+# Everything else (logging, the settings, the SDKs) is imported once the flags are parsed, so that
+# --help and --version answer quickly (docs/benchmarks.md).
+
+#: --output values; formatting.py says what each looks like.
+OUTPUTS = ("text", "json", "pretty")
+
+_STARTED = time.perf_counter()
+
+
+def trace(step: str) -> None:
+    """IOT_JOBS_TRACE_STARTUP=1: log when each start-up step is done (benchmarks/console_startup.py)."""
+    if os.environ.get("IOT_JOBS_TRACE_STARTUP"):
+        import logging
+
+        logging.getLogger("iot_jobs").info("startup: %-28s %6.0f ms", step, (time.perf_counter() - _STARTED) * 1000)
+
 
 VERBOSITY = ("none", "fatal", "error", "warn", "info", "debug", "trace")
 
 #: (flags, dest, help, type); every one is also IOT_JOBS_<DEST> and a config-file key.
 _OPTIONS: list[tuple[tuple[str, ...], str, str, type]] = [
     (("--endpoint", "-e"), "endpoint", "AWS IoT data endpoint (xxx-ats.iot.<region>.amazonaws.com)", str),
-    (("--cert", "-c"), "cert", "device certificate file (PEM)", str),
+    (("--cert",), "cert", "device certificate file (PEM)", str),
     (("--key", "-k"), "key", "device private key file (PEM)", str),
     (("--thing_name", "--thing", "-t"), "thing_name", "thing name; created if it does not exist", str),
     (("--client_id", "-C"), "client_id", "MQTT client id (default test-<uuid>)", str),
     (("--port",), "port", "MQTT port (default 8883)", int),
     (("--ca_file",), "ca_file", "CA that signed the broker's certificate (default: system trust store)", str),
     (("--region", "-r"), "region", "control-plane region (default: from the endpoint, else the boto3 chain)", str),
+    (("--profile",), "profile", "AWS profile for the control plane (default: the boto3 chain, AWS_PROFILE)", str),
     (("--proxy_host",), "proxy_host", "HTTP proxy host for the MQTT connection", str),
     (("--proxy_port",), "proxy_port", "HTTP proxy port (default 8080)", int),
     (("--state-dir",), "state_dir", "iot-jobs-local state directory (default ~/.local/state/iot-jobs-local)", str),
     (("--timeout",), "timeout", "seconds to wait for a data-plane response (default 10)", int),
-    (("--output",), "output", "json (the seed's one-line JSON, default) or pretty (indented, coloured)", str),
+    (
+        ("--output",),
+        "output",
+        "text (the seed's lines, default), json (JSON documents only, one per line, for jq) or pretty "
+        "(indented JSON, coloured on a terminal)",
+        str,
+    ),
     (
         ("--verbosity",),
         "verbosity",
@@ -47,7 +73,7 @@ _DEFAULTS: dict[str, object] = {
     "port": 8883,
     "proxy_port": 8080,
     "timeout": 10,
-    "output": "json",
+    "output": "text",
     "verbosity": "none",
     "local": False,
 }
@@ -72,7 +98,70 @@ def parser(defaults: dict[str, object]) -> argparse.ArgumentParser:
         help="use iot-jobs-local, starting one for the session if none runs [IOT_JOBS_LOCAL=1]",
     )
     p.add_argument("--config", type=Path, default=None, help="config file (default: see below)")
+    p.add_argument(
+        "-c",
+        "--command",
+        dest="commands",
+        action="append",
+        default=None,
+        metavar="'CMD; CMD'",
+        help="run these commands (separated by ';' or newlines) and exit; status 1 if one failed",
+    )
+    p.add_argument(
+        "--stop-on-error",
+        action="store_true",
+        default=defaults.get("stop_on_error"),
+        help="scripted use (-c or piped input): stop at the first command that fails [IOT_JOBS_STOP_ON_ERROR=1]",
+    )
+    p.add_argument(
+        "--no-pager",
+        action="store_true",
+        default=defaults.get("no_pager"),
+        help="never page long output (default: on a terminal, output taller than the screen goes through "
+        "$PAGER, else less -RXF) [IOT_JOBS_NO_PAGER=1]",
+    )
+    p.add_argument("--version", action=_Version, help="print the version and exit")
     return p
+
+
+class _Version(argparse.Action):
+    """``--version`` reading the installed metadata only when asked (importlib.metadata is slow to import)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=kwargs.get("help"))
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
+        print(f"{parser.prog} {_version()}")
+        parser.exit()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("iot-jobs")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+#: Switches read from the environment and the config file as booleans.
+_SWITCHES = ("local", "stop_on_error", "no_pager")
+
+
+def _aliases() -> dict[str, str]:
+    """Config-file key or environment suffix -> dest: every long flag's name, as given or with ``_``.
+
+    So ``thing = x`` works in the config file (and ``IOT_JOBS_THING``) because ``--thing`` does.
+    """
+    names: dict[str, str] = {}
+    for flags, dest, _text, _kind in _OPTIONS:
+        names[dest] = dest
+        for flag in flags:
+            if flag.startswith("--"):
+                names[flag[2:].replace("-", "_")] = dest
+    for switch in _SWITCHES:
+        names[switch] = switch
+    return names
 
 
 def _defaults(argv: list[str]) -> dict[str, object]:
@@ -81,17 +170,15 @@ def _defaults(argv: list[str]) -> dict[str, object]:
     pre.add_argument("--config", type=Path, default=None)
     known, _ = pre.parse_known_args(argv)
     kinds = {dest: kind for _flags, dest, _text, kind in _OPTIONS}
+    aliases = _aliases()
     values: dict[str, object] = dict(_DEFAULTS)
-    raw = config.load(known.config, set(kinds) | {"local"})
-    raw.update(
-        {
-            dest: os.environ[f"IOT_JOBS_{dest.upper()}"]
-            for dest in [*kinds, "local"]
-            if os.environ.get(f"IOT_JOBS_{dest.upper()}")
-        }
-    )
+    raw = {aliases[key]: text for key, text in config.load(known.config, set(aliases)).items()}
+    for name in sorted(aliases, key=lambda n: n == aliases[n]):  # the canonical name wins
+        text = os.environ.get(f"IOT_JOBS_{name.upper()}")
+        if text:
+            raw[aliases[name]] = text
     for dest, text in raw.items():
-        if dest == "local":
+        if dest in _SWITCHES:
             values[dest] = text.lower() in ("1", "true", "yes", "on")
             continue
         try:
@@ -102,6 +189,10 @@ def _defaults(argv: list[str]) -> dict[str, object]:
 
 
 def _aws_settings(args: argparse.Namespace) -> Settings:
+    import uuid
+
+    from .settings import Settings, region_from_endpoint
+
     missing = [
         flag
         for flag, value in (
@@ -123,6 +214,7 @@ def _aws_settings(args: argparse.Namespace) -> Settings:
         thing_name=args.thing_name,
         client_id=args.client_id or f"test-{uuid.uuid4()}",
         region=args.region or region_from_endpoint(args.endpoint),
+        profile=args.profile,
         operation_timeout=args.timeout,
         proxy_host=args.proxy_host,
         proxy_port=args.proxy_port,
@@ -132,6 +224,10 @@ def _aws_settings(args: argparse.Namespace) -> Settings:
 @contextmanager
 def resolve(args: argparse.Namespace) -> Iterator[Settings]:
     """Settings for AWS, or for iot-jobs-local (started for the session if needed)."""
+    import uuid
+
+    from .settings import LocalRequest, Settings
+
     if not (args.local or (not args.endpoint and not args.cert)):
         yield _aws_settings(args)
         return
@@ -155,6 +251,7 @@ def resolve(args: argparse.Namespace) -> Iterator[Settings]:
             aws_access_key_id=creds.access_key_id,
             aws_secret_access_key=creds.secret_access_key,
             operation_timeout=args.timeout,
+            thing_provisioned=True,
         )
 
 
@@ -169,13 +266,18 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = parser(_defaults(argv)).parse_args(argv)
-        if args.output not in ("json", "pretty"):
-            raise IotJobsError(f"--output must be json or pretty, got {args.output!r}", "Usage")
+        if args.output not in OUTPUTS:
+            raise IotJobsError(f"--output must be one of {', '.join(OUTPUTS)}, got {args.output!r}", "Usage")
         if args.verbosity.lower() not in VERBOSITY:
             raise IotJobsError(f"--verbosity must be one of {', '.join(VERBOSITY)}", "Usage")
     except IotJobsError as exc:
         print(f"iot-jobs: {exc.message}", file=sys.stderr)
         return 2
+    import logging
+
+    from .script import split_commands
+
+    log = logging.getLogger("iot_jobs")
     home = _state_home()
     debug = args.verbosity.lower() in ("debug", "trace")
     logging.basicConfig(
@@ -183,15 +285,33 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    trace("flags parsed")
     from .session import Presentation, run  # imports the SDKs; kept out of --help's path
 
-    presentation = Presentation(pretty=args.output == "pretty", verbosity=args.verbosity.lower())
+    trace("session modules imported")
+
+    presentation = Presentation(output=args.output, verbosity=args.verbosity.lower(), pager=not args.no_pager)
+    script = split_commands("\n".join(args.commands)) if args.commands is not None else None
+    log.info("iot-jobs %s starting (%s)", _version(), "script" if script is not None else "session")
     try:
         with ExitStack() as stack:
             settings = stack.enter_context(resolve(args))
-            return run(settings, presentation, interactive=sys.stdin.isatty(), history_path=home / "history")
+            trace("settings resolved")
+            return run(
+                settings,
+                presentation,
+                interactive=script is None and sys.stdin.isatty(),
+                history_path=home / "history",
+                script=script,
+                stop_on_error=bool(args.stop_on_error),
+            )
     except IotJobsError as exc:
+        log.error("%s", exc.line())
         print(f"iot-jobs: {exc.line()}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a misconfiguration we did not foresee: still one line, details in the log
+        log.exception("unexpected error")
+        print(f"iot-jobs: {type(exc).__name__}: {exc} (details in {home / 'iot-jobs.log'})", file=sys.stderr)
+        return 1

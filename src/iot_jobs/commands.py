@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,20 +223,28 @@ def _update(ctx: Context, p: Parsed) -> None:
 
 # misc ----------------------------------------------------------------------------------------------
 def _help(ctx: Context, p: Parsed) -> None:
+    width = min(shutil.get_terminal_size().columns, 100) - 1  # never break mid-word, never touch the edge
     if p.args:
         command = ctx.table.get(p.args[0].lower())
         if command is None:
             raise UsageError(f"no command named {p.args[0]!r}")
-        lines = [f"usage: {command.usage}", f"  {command.summary}"]
-        lines += [f"  {o.flag}{' ' + o.value if o.value else ''}: {o.help}" for o in command.options]
+        lines = textwrap.wrap(f"usage: {command.usage}", width, subsequent_indent="    ", break_on_hyphens=False)
+        lines += textwrap.wrap(command.summary, width, initial_indent="  ", subsequent_indent="  ")
+        for o in command.options:
+            text = f"{o.flag}{' ' + o.value if o.value else ''}: {o.help}"
+            lines += textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="      ", break_on_hyphens=False)
         lines.append(f"  example: {command.example}")
-        ctx.out.line("\n".join(lines))
+        ctx.out.line(ctx.fmt.text("\n".join(lines)))
         return
-    width = max(len(c.name) for c in ctx.table.values())
+    name_width = max(len(c.name) for c in ctx.table.values())
+    indent = " " * (name_width + 4)
     lines = ["Commands:"]
-    lines += [f"  {c.name.ljust(width)}  {c.summary}" for c in ctx.table.values()]
+    for c in ctx.table.values():
+        lines += textwrap.wrap(
+            f"  {c.name.ljust(name_width)}  {c.summary}", width, subsequent_indent=indent, break_on_hyphens=False
+        )
     lines.append("Type 'help <command>' for its arguments, options and an example.")
-    ctx.out.line("\n".join(lines))
+    ctx.out.line(ctx.fmt.text("\n".join(lines)))
 
 
 def _quit(_ctx: Context, _p: Parsed) -> None:

@@ -1,13 +1,16 @@
 """Completion as you type: a pure ``suggest`` over the command table, and a thin prompt_toolkit adapter.
 
-Completes command names, job ids (the ones this session has seen), statuses, ``$next`` and each
-command's options; matching is case-insensitive.
+Completes command names, job ids (seen in this session, and the service's: see ``job_ids``),
+statuses, ``$next``, each command's options and ``@file`` paths of job documents; matching is
+case-insensitive (paths: as the file system spells them).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
@@ -63,7 +66,31 @@ def suggest(text: str, table: Mapping[str, Command], job_ids: Iterable[str]) -> 
         return _matching(current, DEVICE_STATUSES, "status")
     if arg.kind == "command":
         return _matching(current, table, "command")
+    if arg.kind == "document" and current.startswith("@"):
+        return _paths(current)
     return []
+
+
+def _paths(current: str) -> list[Suggestion]:
+    """``@dir/pa`` -> the entries of ``dir`` starting with ``pa`` (directories end in ``/``)."""
+    typed = current[1:]
+    folder, _, prefix = typed.rpartition("/")
+    rooted = typed.startswith("/") and not folder  # "@/et" -> entries of /
+    base = Path("/") if rooted else Path(folder or ".").expanduser()
+    head = "/" if rooted else (f"{folder}/" if folder else "")
+    try:
+        entries = sorted(os.scandir(base), key=lambda e: e.name)
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        if not entry.name.startswith(prefix) or (entry.name.startswith(".") and not prefix.startswith(".")):
+            continue
+        is_dir = entry.is_dir()
+        found.append(
+            Suggestion(f"@{head}{entry.name}{'/' if is_dir else ''}", len(current), "dir" if is_dir else "file")
+        )
+    return found
 
 
 def _positional_index(tokens: list[str], options: Mapping[str, object]) -> int:

@@ -14,7 +14,7 @@ from awscrt import http, mqtt5, mqtt_request_response
 from awsiot import iotjobs, mqtt5_client_builder
 
 from .errors import IotJobsError
-from .settings import Settings
+from .settings import Settings, check_files
 
 #: Seconds between PINGREQs; the reconnect back-off runs from the first delay to the last.
 KEEP_ALIVE_S = 30
@@ -27,14 +27,9 @@ def preflight(settings: Settings) -> None:
     Checks that the certificate files exist, that the port accepts TCP connections and that the
     server's certificate is trusted by the CA we will use (an untrusted CA looks like a hang to s2n).
     """
-    for flag, path in (("--cert", settings.cert), ("--key", settings.key), ("--ca_file", settings.ca_file)):
-        if path is not None and not path.is_file():
-            raise IotJobsError(f"{flag} file not found: {path}", "FileNotFound", "Connect")
+    check_files(settings)
     context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
-    try:
-        context.load_cert_chain(str(settings.cert), str(settings.key))
-    except (ssl.SSLError, ValueError) as exc:
-        raise IotJobsError(f"cannot use --cert/--key: {exc}", "InvalidCertificate", "Connect") from exc
+    context.load_cert_chain(str(settings.cert), str(settings.key))
     if settings.proxy_host:
         return  # the TCP and TLS checks would go around the proxy
     if settings.port == 443:

@@ -20,14 +20,30 @@ from .settings import Settings
 
 class ControlPlane:
     def __init__(self, settings: Settings) -> None:
-        self._client = boto3.client(
-            "iot",
-            region_name=settings.region,
-            endpoint_url=settings.control_endpoint_url,
-            aws_access_key_id=settings.aws_access_key_id,
-            aws_secret_access_key=settings.aws_secret_access_key,
-            config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30),
-        )
+        try:
+            session = boto3.Session(profile_name=settings.profile)
+            self._client = session.client(
+                "iot",
+                region_name=settings.region,
+                endpoint_url=settings.control_endpoint_url,
+                aws_access_key_id=settings.aws_access_key_id,
+                aws_secret_access_key=settings.aws_secret_access_key,
+                config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30),
+            )
+        except botocore.exceptions.ProfileNotFound as exc:
+            raise IotJobsError(
+                f"AWS profile {exc.kwargs.get('profile')!r} not found in ~/.aws/config or ~/.aws/credentials "
+                "(check --profile / AWS_PROFILE)",
+                "ProfileNotFound",
+            ) from exc
+        except botocore.exceptions.NoRegionError as exc:
+            raise IotJobsError(
+                "no AWS region: pass --region, set AWS_REGION, or give the profile a region "
+                "(aws configure set region <region>)",
+                "NoRegion",
+            ) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise IotJobsError(str(exc), type(exc).__name__) from exc
         self._thing_name = settings.thing_name
         self._thing_arn: str | None = None
 
@@ -92,6 +108,18 @@ class ControlPlane:
     def list_jobs(self, status: str | None = None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"status": status} if status else {}
         return self._call("ListJobs", self._client.list_jobs, **kwargs)
+
+    def job_ids(self, pages: int = 3) -> list[str]:
+        """The account's job ids, newest pages first, for completion (at most ``pages`` pages)."""
+        ids: list[str] = []
+        kwargs: dict[str, Any] = {}
+        for _ in range(pages):
+            page = self._call("ListJobs", self._client.list_jobs, **kwargs)
+            ids += [str(j.get("jobId", "")) for j in page.get("jobs", [])]
+            if not page.get("nextToken"):
+                break
+            kwargs["nextToken"] = page["nextToken"]
+        return ids
 
     def cancel_job(
         self, job_id: str, force: bool = False, comment: str | None = None, reason_code: str | None = None

@@ -7,7 +7,9 @@ the caller's ``on_event`` / ``on_status`` functions, which must be thread-safe.
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from types import TracebackType
@@ -21,8 +23,13 @@ from . import connection
 from .errors import IotJobsError
 from .settings import Settings
 
-EventSink = Callable[[str, Any], None]
+#: (stream name, event, arrival number): arrival numbers order events and responses as they came.
+EventSink = Callable[[str, Any, int], None]
 StatusSink = Callable[[str], None]
+
+#: A connection lost within QUICK_DROP_S of being made, QUICK_DROPS times in a row: a client-id clash.
+QUICK_DROP_S = 10.0
+QUICK_DROPS = 3
 
 _STREAMS = ("JobExecutionsChanged", "NextJobExecutionChanged")
 
@@ -36,15 +43,23 @@ class DataPlane:
         on_event: EventSink,
         on_status: StatusSink,
         on_state: Callable[[str], None] | None = None,
+        on_response: Callable[[int], None] | None = None,
     ) -> None:
         self._settings = settings
         self._on_event = on_event
         self._on_status = on_status
         self._on_state = on_state or (lambda _state: None)
+        #: Told a response's arrival number before the response is returned, so that the events
+        #: that came before it can be shown before it.
+        self._on_response = on_response or (lambda _number: None)
+        self._arrivals = itertools.count()
+        self._arrivals_lock = threading.Lock()
         self._connected = threading.Event()
         self._first: Future[None] = Future()
         self._ever_connected = False
         self._streams: list[Any] = []
+        self._connected_at = 0.0
+        self._quick_drops = 0
         self.connection_state = "connecting"
         self._client = connection.mqtt5_client(
             settings, self._connection_success, self._connection_failure, self._disconnection
@@ -57,6 +72,7 @@ class DataPlane:
         self._on_state(state)
 
     def _connection_success(self, _data: mqtt5.LifecycleConnectSuccessData) -> None:
+        self._connected_at = time.monotonic()
         self._set_state("connected")
         self._connected.set()
         if not self._first.done():
@@ -73,12 +89,41 @@ class DataPlane:
             self._first.set_exception(IotJobsError(f"MQTT connection refused: {reason}", "ConnectFailed", "Connect"))
 
     def _disconnection(self, data: mqtt5.LifecycleDisconnectData) -> None:
+        packet = data.disconnect_packet
+        if packet is not None and packet.reason_code == mqtt5.DisconnectReasonCode.SESSION_TAKEN_OVER:
+            # AWS IoT says so in its DISCONNECT (reason 0x8E).
+            self._stop_taken_over("another client connected with client id {id} (session taken over)")
+            return
+        now = time.monotonic()
+        quick = now - self._connected_at < QUICK_DROP_S
+        self._quick_drops = self._quick_drops + 1 if quick else 0
+        if self._quick_drops >= QUICK_DROPS:
+            # Mosquitto just closes the socket of the client it takes over from; dropped again and
+            # again right after connecting is what two clients sharing one id look like.
+            self._stop_taken_over(
+                f"dropped {self._quick_drops} times right after connecting: another client most likely uses "
+                "client id {id} (each connection takes the session over)"
+            )
+            return
         if self.connection_state == "connected":
             self._set_state("reconnecting")
             self._connected.clear()
             self._on_status(
                 f"Disconnected from the broker ({connection.crt_error_name(data.exception)}); reconnecting..."
             )
+
+    def _stop_taken_over(self, why: str) -> None:
+        """Reconnecting would take the session back from the other client, which would do the same:
+        an endless loop. Stop, and say why once (off the CRT thread, which ``stop`` waits for)."""
+        if self.connection_state == "stopped":
+            return
+        self._connected.clear()
+        self._set_state("stopped")
+        self._on_status(
+            f"Disconnected: {why.format(id=repr(self._settings.client_id))}; not reconnecting. "
+            "Restart with another --client_id."
+        )
+        threading.Thread(target=self._client.stop, name="mqtt-stop", daemon=True).start()
 
     # context manager ---------------------------------------------------------------------------
     def __enter__(self) -> DataPlane:
@@ -119,7 +164,7 @@ class DataPlane:
                     self._on_status(f"{name} stream halted: the policy does not allow subscribing to its topic")
 
             return awsiot.ServiceStreamOptions(
-                incoming_event_listener=lambda event: self._on_event(name, event),
+                incoming_event_listener=lambda event: self._on_event(name, event, self._arrival()),
                 subscription_status_listener=status,
                 deserialization_failure_listener=lambda failure: self._on_status(
                     f"Received an undecodable {name} event: {failure.cause}"
@@ -142,17 +187,31 @@ class DataPlane:
                 raise IotJobsError(f"could not subscribe to the {name} stream", "SubscribeFailed", "Connect")
 
     # requests ----------------------------------------------------------------------------------
-    def _result(self, operation: str, future: Future[Any]) -> Any:
+    def _arrival(self) -> int:
+        with self._arrivals_lock:
+            return next(self._arrivals)
+
+    def _result(self, operation: str, future: Future[Any], report: bool = True) -> Any:
+        """The response; ``report``: tell ``on_response`` when it came (not for background requests)."""
+        # Stamped on the CRT thread that completes it, the one that also delivers the events.
+        arrived: list[int] = []
+        if report:
+            future.add_done_callback(lambda _done: arrived.append(self._arrival()))
         try:
-            return future.result(timeout=self._settings.operation_timeout + 5)
+            value = future.result(timeout=self._settings.operation_timeout + 5)
+            if arrived:
+                self._on_response(arrived[0])
+            return value
         except TimeoutError:
             raise IotJobsError("no response (timed out)", "Timeout", operation) from None
         except awsiot.V2ServiceException as exc:
+            if arrived:
+                self._on_response(arrived[0])
             raise _service_error(operation, exc) from exc
 
-    def get_pending(self) -> Any:
+    def get_pending(self, report: bool = True) -> Any:
         request = iotjobs.GetPendingJobExecutionsRequest(thing_name=self._settings.thing_name)
-        return self._result("GetPendingJobExecutions", self.jobs.get_pending_job_executions(request))
+        return self._result("GetPendingJobExecutions", self.jobs.get_pending_job_executions(request), report)
 
     def start_next(self, status_details: dict[str, str] | None = None, step_timeout: int | None = None) -> Any:
         request = iotjobs.StartNextPendingJobExecutionRequest(

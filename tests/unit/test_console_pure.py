@@ -192,3 +192,43 @@ def test_pretty_output_is_indented_and_coloured_only_when_asked() -> None:
 )
 def test_region_from_endpoint(endpoint: str | None, region: str | None) -> None:
     assert region_from_endpoint(endpoint) == region
+
+
+@pytest.mark.parametrize(
+    ("script", "lines"),
+    [
+        ("a; b", ["a", "b"]),
+        ("a;;\n b \n", ["a", "b"]),
+        ('create-job J {"ToDo":"a; b"}; next', ['create-job J {"ToDo":"a; b"}', "next"]),
+        ("update X IN_PROGRESS --details 'note=a;b'; q", ["update X IN_PROGRESS --details 'note=a;b'", "q"]),
+        ('c J {"k":"say \\"hi;\\""}; d', ['c J {"k":"say \\"hi;\\""}', "d"]),
+        ("", []),
+    ],
+)
+def test_split_commands(script: str, lines: list[str]) -> None:
+    from iot_jobs.script import split_commands
+
+    assert split_commands(script) == lines
+
+
+def test_a_quoted_job_id_keeps_its_spaces_before_a_raw_document() -> None:
+    command = build_table()["create-job"]
+    parsed = parse(command.args, command.options, '"bad id!" {"a": 1}', command.raw_tail)
+    assert parsed.args == ["bad id!", '{"a": 1}']
+
+
+def test_json_output_lines_carry_their_kind() -> None:
+    import json
+
+    from iot_jobs.errors import IotJobsError
+
+    fmt = Formatter(json_lines=True)
+    assert json.loads(fmt.response("CreateJob", {"jobId": "J"})) == {
+        "kind": "response",
+        "operation": "CreateJob",
+        "response": {"jobId": "J"},
+    }
+    assert json.loads(fmt.event("JobExecutionsChanged", {"jobs": {}}))["kind"] == "event"
+    error = json.loads(fmt.failure(IotJobsError("gone", "ResourceNotFoundException", "DescribeJob"), "line"))
+    assert (error["kind"], error["code"], error["operation"]) == ("error", "ResourceNotFoundException", "DescribeJob")
+    assert json.loads(fmt.text("Commands:\n  x")) == {"kind": "text", "text": "Commands:\n  x"}

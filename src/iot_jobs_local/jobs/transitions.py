@@ -145,12 +145,15 @@ def check_deletable(job: Job, executions: Iterable[Execution], force: bool) -> N
         raise InvalidStateTransition(f"Job {job.job_id} is already being deleted")
     if force:
         return
-    if job.status not in (JobStatus.COMPLETED, JobStatus.CANCELED) or any(
-        e.status is ExecutionStatus.IN_PROGRESS for e in executions
-    ):
+    if job.status not in (JobStatus.COMPLETED, JobStatus.CANCELED):
         raise InvalidStateTransition(
             f"Job {job.job_id} is {job.status.value}; it can be deleted only when COMPLETED or CANCELED, "
             "or with force=true"
+        )
+    if any(e.status is ExecutionStatus.IN_PROGRESS for e in executions):
+        raise InvalidStateTransition(
+            f"Job {job.job_id} is {job.status.value} but has IN_PROGRESS executions; "
+            "it can be deleted once they end, or with force=true"
         )
 
 
