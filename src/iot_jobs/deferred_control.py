@@ -55,3 +55,12 @@ class DeferredControlPlane:
 
     def list_executions(self, job_id: str, status: str | None = None) -> dict[str, Any]:
         return self.get().list_executions(job_id, status)
+
+    def create_job_from_template(self, job_id: str, template_arn: str, params: dict[str, str]) -> dict[str, Any]:
+        return self.get().create_job_from_template(job_id, template_arn, params)
+
+    def list_managed_job_templates(self, name: str | None = None) -> dict[str, Any]:
+        return self.get().list_managed_job_templates(name)
+
+    def describe_managed_job_template(self, name: str, version: str | None = None) -> dict[str, Any]:
+        return self.get().describe_managed_job_template(name, version)
