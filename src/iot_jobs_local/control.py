@@ -142,11 +142,12 @@ def stop(state: StateDir, timeout: float = 15.0) -> RunInfo | None:
     return info
 
 
-def reset(state: StateDir, *, stop_first: bool) -> list[str]:
+def reset(state: StateDir, *, stop_first: bool, keep_credentials: bool = False) -> list[str]:
     """Remove the state (jobs, things, certificates, credentials): the next start begins afresh.
 
-    Refused while a service runs on it, unless ``stop_first`` (then it is stopped first). Returns
-    what was removed.
+    Refused while a service runs on it, unless ``stop_first`` (then it is stopped first). With
+    ``keep_credentials`` the local access key survives (clients made before keep signing with it).
+    Returns what was removed.
     """
     info = state.read_run_info()
     if info is not None:
@@ -159,6 +160,8 @@ def reset(state: StateDir, *, stop_first: bool) -> list[str]:
         stop(state)
     removed = []
     for name in STATE_ENTRIES:
+        if keep_credentials and name == "credentials.json":
+            continue
         path = state.root / name
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
