@@ -19,7 +19,7 @@ PACKAGE = "iot_jobs_local"
 ALLOWED: dict[str, set[str]] = {
     "__main__": {"cli"},
     "cli": {"control", "service", "state_dir", "identity", "engine", "store", "jobs", "broker"},
-    "testing": {"control", "state_dir"},
+    "testing": {"cli", "control", "state_dir"},
     "control": {"state_dir"},
     "service": {
         "state_dir",
