@@ -186,3 +186,27 @@ def test_help_imports_neither_boto3_nor_cryptography() -> None:
         assert heavy not in imported, heavy
     version = subprocess.run([sys.executable, "-m", "iot_jobs_local", "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.startswith("iot-jobs-local ")
+
+
+def test_status_lists_the_connected_devices(tmp_path: Path) -> None:
+    with LocalService(tmp_path / "state") as svc:
+        device = svc.device()
+
+        def clients() -> list[str]:
+            result = cli(svc.state.root, "status", "--json")
+            assert result.returncode == 0, result.stderr
+            return list(json.loads(result.stdout)["clients"])
+
+        deadline = time.monotonic() + 10
+        while device.client_id not in clients():  # service.json follows the broker's log
+            assert time.monotonic() < deadline, "status never listed the connected device"
+            time.sleep(0.1)
+        status = cli(svc.state.root, "status").stdout
+        assert f"1 connected: {device.client_id}" in status
+        refused = cli(svc.state.root, "reset")
+        assert refused.returncode == 1 and "1 device client(s) connected" in refused.stderr
+        device.stop()
+        deadline = time.monotonic() + 10
+        while clients():
+            assert time.monotonic() < deadline, "status still lists a disconnected device"
+            time.sleep(0.1)
