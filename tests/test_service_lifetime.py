@@ -136,6 +136,8 @@ def test_a_normal_speed_run_after_a_sped_up_one_keeps_the_wall_clock(tmp_path: P
     svc.start()
     try:
         svc.mqtt_port, svc.http_port = run_info(svc.state_dir)["mqtt_port"], run_info(svc.state_dir)["http_port"]
+        # serve --mqtt-port 0 --http-port 0 announces the ports it really listens on.
+        assert f"ready: mqtts://localhost:{svc.mqtt_port} http://127.0.0.1:{svc.http_port} " in svc.log_text()
         thing = unique("clock")
         svc.iot().create_thing(thingName=thing)
         fast = svc.create_job(thing, {"op": "fast"})
