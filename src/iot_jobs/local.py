@@ -1,7 +1,11 @@
-"""``--local``: find the iot-jobs-local running on a state directory, or start one for this session.
+"""``--local``: find the iot-jobs-local running on a state directory, or start one in the background.
 
 Local mode is configuration only: it yields an endpoint, a CA, a device certificate, a control-plane
 URL and credentials. Nothing else in the console knows which service it talks to.
+
+A service this starts is not the console's: it runs detached (``iot-jobs-local start``: its own
+session, its log in the state directory) and outlives the console, so other consoles and devices
+using it keep their broker when this one quits. ``iot-jobs-local stop`` stops it.
 """
 
 from __future__ import annotations
@@ -10,15 +14,11 @@ import contextlib
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from iot_jobs_local.broker.children import die_with_parent
-from iot_jobs_local.broker.process import free_port
 from iot_jobs_local.cli import provision
-from iot_jobs_local.service import DEFAULT_HTTP_PORT, DEFAULT_MQTT_PORT
-from iot_jobs_local.state_dir import RunInfo, StateDir, default_state_dir
+from iot_jobs_local.state_dir import DEFAULT_HTTP_PORT, DEFAULT_MQTT_PORT, RunInfo, StateDir, default_state_dir
 
 from .errors import IotJobsError
 
@@ -26,58 +26,47 @@ DEFAULT_THING = "iot-jobs-sample-thing"
 
 
 def _port_or_free(preferred: int) -> int:
+    """``preferred`` if nothing listens on it, else 0 (the service picks a free one and reports it)."""
     try:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", preferred))
         return preferred
     except OSError:
-        return free_port()
+        return 0
 
 
 @contextlib.contextmanager
-def local_service(state_dir: Path | None, start_timeout: float = 20.0) -> Iterator[tuple[StateDir, RunInfo]]:
-    """Yield the running service's info; start one (stopped on exit) if none runs."""
+def local_service(state_dir: Path | None, start_timeout: float = 30.0) -> Iterator[tuple[StateDir, RunInfo]]:
+    """Yield the running service's info; start one in the background if none runs (left running)."""
     state = StateDir((state_dir or default_state_dir()).expanduser().resolve())
     info = state.read_run_info()
-    if info is not None:
-        yield state, info
-        return
-    state.create()
-    log_path = state.root / "service.log"
-    command = [
-        sys.executable,
-        "-m",
-        "iot_jobs_local",
-        "--state-dir",
-        str(state.root),
-        "serve",
-        "--mqtt-port",
-        str(_port_or_free(DEFAULT_MQTT_PORT)),
-        "--http-port",
-        str(_port_or_free(DEFAULT_HTTP_PORT)),
-    ]
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=die_with_parent
-        )
+    if info is None:
+        info = start_detached(state, start_timeout)
+    yield state, info
+
+
+def start_detached(state: StateDir, timeout: float) -> RunInfo:
+    """``iot-jobs-local start`` as a process of its own: it returns once the service is ready, and
+    exits, so the service is not our child (no zombie, no Ctrl-C from our terminal, no death with us).
+
+    On the ports this state directory used last (where clients may be configured for them), else on
+    the defaults; on free ones where those are taken.
+    """
+    mqtt_port, http_port = state.stored_ports() or (DEFAULT_MQTT_PORT, DEFAULT_HTTP_PORT)
+    command = [sys.executable, "-m", "iot_jobs_local", "--state-dir", str(state.root), "start"]
+    command += ["--mqtt-port", str(_port_or_free(mqtt_port)), "--http-port", str(_port_or_free(http_port))]
+    command += ["--timeout", f"{timeout:g}"]
     try:
-        deadline = time.monotonic() + start_timeout
-        while (info := state.read_run_info()) is None or info.pid != process.pid:
-            if process.poll() is not None:
-                tail = log_path.read_text(errors="replace").splitlines()[-5:]
-                raise IotJobsError("iot-jobs-local failed to start:\n  " + "\n  ".join(tail), "LocalServiceFailed")
-            if time.monotonic() > deadline:
-                raise IotJobsError(f"iot-jobs-local did not start within {start_timeout:g} s (log: {log_path})")
-            time.sleep(0.05)  # polling a child's readiness file
-        yield state, info
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        result = subprocess.run(
+            command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout + 10, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise IotJobsError(f"iot-jobs-local did not start within {timeout:g} s (log: {state.log_path})") from None
+    info = state.read_run_info()
+    if result.returncode != 0 or info is None:
+        detail = (result.stderr or result.stdout).strip().removeprefix("iot-jobs-local: ")
+        raise IotJobsError(detail or f"iot-jobs-local failed to start (log: {state.log_path})", "LocalServiceFailed")
+    return info
 
 
 def device_files(state: StateDir, info: RunInfo, thing_name: str) -> tuple[Path, Path]:

@@ -14,7 +14,9 @@ import asyncio
 import contextlib
 import logging
 import os
-from dataclasses import dataclass
+import socket
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .broker.access import AccessManager
@@ -34,13 +36,11 @@ from .identity.store import IdentityStore
 from .jobs.errors import JobsError
 from .mqtt.device_api import MqttApi
 from .mqtt.link import ServiceLink
-from .state_dir import DEFAULT_ACCOUNT, DEFAULT_REGION, RunInfo, StateDir
+from .request_log import LoggedHttpApi, LoggedMqttApi
+from .state_dir import DEFAULT_ACCOUNT, DEFAULT_HTTP_PORT, DEFAULT_MQTT_PORT, DEFAULT_REGION, RunInfo, StateDir
 from .store import Store
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MQTT_PORT = 8883
-DEFAULT_HTTP_PORT = 8088
 
 
 class ServiceError(RuntimeError):
@@ -57,6 +57,8 @@ class ServiceOptions:
     account: str = DEFAULT_ACCOUNT
     #: Virtual seconds per real second (``serve --time-scale``); 1 is real time.
     time_scale: float = 1.0
+    #: One log line per HTTP operation and MQTT request (``serve --log-requests``).
+    log_requests: bool = False
 
 
 async def _supervise(broker: Broker, stop: asyncio.Event) -> None:
@@ -88,6 +90,45 @@ def _local_host(bind_address: str) -> str:
     return "127.0.0.1" if bind_address in ("0.0.0.0", "::", "") else bind_address
 
 
+def _http_socket(bind_address: str, port: int) -> socket.socket:
+    """The HTTP API's listening socket, bound here so that port 0 is resolved before anything
+    (DescribeEndpoint, service.json, the ready line) needs the real port."""
+    family = socket.AF_INET6 if ":" in bind_address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((bind_address, port))
+    except OSError as exc:
+        sock.close()
+        raise ServiceError(f"cannot listen for HTTP on {bind_address}:{port}: {exc.strerror or exc}") from exc
+    return sock
+
+
+class _RunInfoWriter:
+    """Keeps ``service.json`` current: who is connected, for ``iot-jobs-local status``. A burst of
+    connects is written once (after a short delay), never per client."""
+
+    DELAY_S = 0.2
+
+    def __init__(self, state: StateDir, info: RunInfo, live: dict[str, str]) -> None:
+        self._state, self._info, self._live = state, info, live
+        self._pending: asyncio.TimerHandle | None = None
+
+    def write(self) -> None:
+        self._pending = None
+        self._info = replace(self._info, clients=tuple(sorted(self._live)))
+        with contextlib.suppress(OSError):
+            self._state.write_run_info(self._info)
+
+    def changed(self) -> None:
+        if self._pending is None:
+            self._pending = asyncio.get_running_loop().call_later(self.DELAY_S, self.write)
+
+    def cancel(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+
+
 async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
     state = StateDir(options.state_dir)
     state.ensure_pki()
@@ -99,6 +140,12 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
     clock = Clock(options.time_scale, not_before=store.latest_timestamp())
     if options.time_scale != 1:
         log.info("time runs %g times faster than real time (timestamps run ahead accordingly)", options.time_scale)
+    elif clock.ahead_by > 1:
+        log.warning(
+            "the state's times run up to %.0f s ahead of the wall clock (a --time-scale run); this run "
+            "keeps real time: deadlines set then fire when the wall clock reaches them",
+            clock.ahead_by,
+        )
     engine = Engine(store, Identity(options.region, options.account), clock)
     scheduler = Scheduler(engine, clock)
     identity_store = IdentityStore(state.database)
@@ -115,6 +162,10 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
     adopted = adopt_legacy_devices(state, LocalRegistry(identity, engine.create_thing, state.ca()))
     if adopted:
         log.info("registered the certificates of %d thing(s) provisioned by an older version", len(adopted))
+    mqtt_port = options.mqtt_port or free_port(_local_host(options.bind_address))
+    http_socket = _http_socket(options.bind_address, options.http_port)
+    http_port = int(http_socket.getsockname()[1])
+    options = replace(options, mqtt_port=mqtt_port, http_port=http_port)
     config = BrokerConfig(
         directory=state.broker_dir,
         ca_file=state.ca_cert,
@@ -130,17 +181,35 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
     access.write_files()
     broker = Broker(config, ConnectGate(identity.may_connect))
     async with contextlib.AsyncExitStack() as stack:
+        stack.callback(http_socket.close)
         stack.callback(store.close)
         stack.callback(identity_store.close)
         await broker.start()
         stack.push_async_callback(broker.stop)
-        watch = BrokerWatch(broker.config.service_port, creds.broker_password, options.mqtt_port, access.on_client)
+        run_info = RunInfo(
+            os.getpid(),
+            options.mqtt_port,
+            options.http_port,
+            options.region,
+            options.account,
+            started_at=time.time(),
+            time_scale=options.time_scale,
+        )
+        writer: _RunInfoWriter | None = None
+
+        def on_client(common_name: str) -> None:
+            access.on_client(common_name)
+            if writer is not None:
+                writer.changed()
+
+        watch = BrokerWatch(broker.config.service_port, creds.broker_password, options.mqtt_port, on_client)
         stack.push_async_callback(watch.close)
         watch_task = asyncio.create_task(watch.run(), name="broker-watch")
         stack.callback(watch_task.cancel)
         access.attach(broker, watch)
         identity.subscribe(access.on_change)
-        link = ServiceLink(broker.config.service_port, creds.broker_password, MqttApi(engine))
+        mqtt_api = (LoggedMqttApi if options.log_requests else MqttApi)(engine)
+        link = ServiceLink(broker.config.service_port, creds.broker_password, mqtt_api)
         engine.subscribe(link.publish_changes)
         engine.watch_lifecycle(link.publish_lifecycle)
         verifier = Verifier(
@@ -149,11 +218,12 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
         endpoints = identity_handlers.Endpoints(
             data_host="localhost", jobs_address=f"{_local_host(options.bind_address)}:{options.http_port}"
         )
-        api = HttpApi(engine, verifier, identity_handlers.handlers(identity, endpoints), access.settled)
+        api_class = LoggedHttpApi if options.log_requests else HttpApi
+        api = api_class(engine, verifier, identity_handlers.handlers(identity, endpoints), access.settled)
         http_server = api.server()
         stack.push_async_callback(http_server.close)
         try:
-            await http_server.start(options.bind_address, options.http_port)
+            await http_server.start(options.bind_address, options.http_port, sock=http_socket)
         except OSError as exc:
             raise ServiceError(f"cannot listen for HTTP on {options.bind_address}:{options.http_port}: {exc}") from exc
         tasks = [
@@ -166,10 +236,11 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
             await asyncio.wait_for(asyncio.gather(link.ready.wait(), watch.ready.wait()), 10)
             # Only now: what was overdue while the service was down fires with its events delivered.
             tasks.append(asyncio.create_task(scheduler.run(), name="scheduler"))
-            state.write_run_info(
-                RunInfo(os.getpid(), options.mqtt_port, options.http_port, options.region, options.account)
-            )
+            writer = _RunInfoWriter(state, run_info, watch.live)
+            writer.write()
             stack.callback(state.clear_run_info)
+            stack.callback(writer.cancel)
+            state.write_ports(options.mqtt_port, options.http_port)
             print(
                 f"iot-jobs-local ready: mqtts://localhost:{options.mqtt_port} "
                 f"http://{options.bind_address}:{options.http_port} state={state.root}",

@@ -9,7 +9,9 @@ Layout (all under one directory, ``--state-dir``)::
     devices/<thing>/        device.crt, device.key issued by ``provision``
     broker/                 generated mosquitto.conf, ACL files and password file
     credentials.json        local AWS access key and the service's broker password
-    service.json            present while a service runs: pid, ports, region, account
+    service.json            present while a service runs: pid, ports, region, account, start time, clients
+    ports.json              the ports the last service listened on (a later start reuses them)
+    service.log             the log of a service started in the background (``start``, ``iot-jobs --local``)
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ import stat
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .identity import pki
+if TYPE_CHECKING:  # cryptography is imported where keys are made, not by --help or status
+    from .identity import pki
 
+DEFAULT_MQTT_PORT = 8883
+DEFAULT_HTTP_PORT = 8088
 DEFAULT_REGION = "us-east-1"
 #: The account id AWS uses in its documentation examples.
 DEFAULT_ACCOUNT = "123456789012"
@@ -55,6 +60,11 @@ class RunInfo:
     http_port: int
     region: str
     account: str
+    #: Wall-clock epoch seconds when the service became ready.
+    started_at: float = 0.0
+    #: Client ids of the devices connected to the broker now (kept up to date by the service).
+    clients: tuple[str, ...] = ()
+    time_scale: float = 1.0
 
     @property
     def http_endpoint(self) -> str:
@@ -101,6 +111,14 @@ class StateDir:
     def run_info_path(self) -> Path:
         return self.root / "service.json"
 
+    @property
+    def ports_path(self) -> Path:
+        return self.root / "ports.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "service.log"
+
     def device_cert(self, thing: str) -> Path:
         return self.root / "devices" / thing / "device.crt"
 
@@ -121,6 +139,8 @@ class StateDir:
 
     def ensure_pki(self) -> None:
         """Create the CA and the server certificate on first start; keep them afterwards."""
+        from .identity import pki
+
         self.create()
         if not (self.ca_cert.exists() and self.ca_key.exists()):
             ca = pki.new_ca()
@@ -132,6 +152,8 @@ class StateDir:
             self.server_cert.write_bytes(server.certificate_pem)
 
     def ca(self) -> pki.Issued:
+        from .identity import pki
+
         return pki.load(self.ca_cert, self.ca_key)
 
     def credentials(self) -> Credentials:
@@ -151,19 +173,21 @@ class StateDir:
             "secretAccessKey": creds.secret_access_key,
             "brokerPassword": creds.broker_password,
         }
+        from .identity import pki
+
         pki.write_private(path, json.dumps(data).encode())
         return creds
 
     def write_run_info(self, info: RunInfo) -> None:
-        tmp = self.run_info_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info.__dict__))
-        tmp.replace(self.run_info_path)
+        _write_atomically(self.run_info_path, json.dumps({**info.__dict__, "clients": list(info.clients)}))
 
     def read_run_info(self) -> RunInfo | None:
         """The running service's info, or None if none runs (a stale file from a killed one is ignored)."""
         try:
-            info = RunInfo(**json.loads(self.run_info_path.read_text()))
-        except (OSError, ValueError, TypeError):
+            stored = json.loads(self.run_info_path.read_text())
+            stored["clients"] = tuple(stored.get("clients", ()))
+            info = RunInfo(**stored)
+        except (OSError, ValueError, TypeError, AttributeError):
             return None
         try:
             os.kill(info.pid, 0)
@@ -175,3 +199,22 @@ class StateDir:
 
     def clear_run_info(self) -> None:
         self.run_info_path.unlink(missing_ok=True)
+
+    def write_ports(self, mqtt_port: int, http_port: int) -> None:
+        """Remember the ports a service listens on, so that the next start (by hand, or by a
+        console) comes back on them and clients configured with them keep working."""
+        _write_atomically(self.ports_path, json.dumps({"mqtt_port": mqtt_port, "http_port": http_port}))
+
+    def stored_ports(self) -> tuple[int, int] | None:
+        """(mqtt_port, http_port) of the last service on this directory, if one ran."""
+        try:
+            stored = json.loads(self.ports_path.read_text())
+            return int(stored["mqtt_port"]), int(stored["http_port"])
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

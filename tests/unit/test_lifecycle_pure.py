@@ -49,12 +49,24 @@ def test_clock_runs_scale_times_faster_from_the_wall_clock() -> None:
     assert clock.real_delay(NOW) == 0
 
 
-def test_clock_continues_from_a_later_recorded_time_and_never_runs_backwards() -> None:
+def test_a_fast_clock_continues_from_a_later_recorded_time_and_never_runs_backwards() -> None:
     t = FakeTime(NOW, 5.0)
-    assert Clock(1, not_before=NOW + 3600, wall=lambda: t.wall, monotonic=lambda: t.mono)() == NOW + 3600
-    assert Clock(1, not_before=NOW - 3600, wall=lambda: t.wall, monotonic=lambda: t.mono)() == NOW
+    assert Clock(600, not_before=NOW + 3600, wall=lambda: t.wall, monotonic=lambda: t.mono)() == NOW + 3600
+    assert Clock(600, not_before=NOW - 3600, wall=lambda: t.wall, monotonic=lambda: t.mono)() == NOW
     with pytest.raises(ValueError):
         Clock(0)
+
+
+def test_a_real_time_clock_after_a_fast_run_is_the_wall_clock() -> None:
+    """After ``--time-scale`` left the state hours ahead, a normal-speed run is not ahead of the wall
+    clock (else a schedule 35 minutes ahead would be "less than 30 minutes from now")."""
+    t = FakeTime(NOW, 5.0)
+    clock = Clock(1, not_before=NOW + 5 * 3600, wall=lambda: t.wall, monotonic=lambda: t.mono)
+    assert clock() == NOW
+    assert clock.ahead_by == 5 * 3600
+    t.mono += 2
+    assert clock() == NOW + 2
+    assert Clock(1, not_before=NOW - 60, wall=lambda: t.wall, monotonic=lambda: t.mono).ahead_by == 0
 
 
 # --- timers --------------------------------------------------------------------------------------

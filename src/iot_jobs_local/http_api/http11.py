@@ -15,6 +15,7 @@ import collections
 import email.utils
 import functools
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -335,11 +336,18 @@ class HttpServer:
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, sock: socket.socket | None = None) -> None:
+        """Listen on ``host:port``, or on ``sock``, a socket already bound (then host and port are
+        only what it is bound to)."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: HttpProtocol(self._respond, self._settle, self._live), host, port, reuse_address=True
-        )
+
+        def protocol() -> HttpProtocol:
+            return HttpProtocol(self._respond, self._settle, self._live)
+
+        if sock is not None:
+            self._server = await loop.create_server(protocol, sock=sock)
+        else:
+            self._server = await loop.create_server(protocol, host, port, reuse_address=True)
         self._sweeper = asyncio.create_task(self._sweep(), name="http-idle-sweeper")
 
     async def _sweep(self) -> None:

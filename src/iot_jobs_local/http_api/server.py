@@ -90,6 +90,15 @@ class HttpApi:
     def _named(self, name: str) -> ServiceApi:
         return self._services.get(name) or self._services["iot"]
 
+    def operation_name(self, request: Request) -> str:
+        """The API operation a request asks for (``CreateJob``), else its method and path; for logs."""
+        path, _, raw_query = request.target.partition("?")
+        try:
+            found = match(self._service(request).routes, request.method, path, request.query() if raw_query else {})
+        except Exception:  # a malformed query: the response says what was wrong with it
+            found = None
+        return found[0].name if found else f"{request.method} {path}"
+
     def respond(self, request: Request) -> Reply:
         request_id = random_uuid()
         path, _, raw_query = request.target.partition("?")

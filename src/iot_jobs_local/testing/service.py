@@ -1,0 +1,227 @@
+"""``LocalService``: one ``iot-jobs-local serve`` process for a test session or another harness."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ..state_dir import Credentials, RunInfo, StateDir
+
+if TYPE_CHECKING:
+    from .device import Device
+
+
+class LocalServiceError(RuntimeError):
+    pass
+
+
+class LocalService:
+    """An ``iot-jobs-local serve`` child on free ports (``0``: the service picks and reports them),
+    in a temporary state directory unless ``state_dir`` is given; stopped on exit::
+
+        with LocalService() as svc:
+            iot = svc.client("iot")
+            device = svc.device("my-thing")
+
+    ``extra_args`` go to ``serve`` (``("--time-scale", "600")``). Its output is in ``log_path``.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path | str | None = None,
+        *,
+        mqtt_port: int = 0,
+        http_port: int = 0,
+        extra_args: Sequence[str] = (),
+        start_timeout: float = 30.0,
+    ) -> None:
+        self._temp: tempfile.TemporaryDirectory[str] | None = None
+        if state_dir is None:
+            self._temp = tempfile.TemporaryDirectory(prefix="iot-jobs-local-")
+            state_dir = Path(self._temp.name) / "state"
+        self.state = StateDir(Path(state_dir).expanduser().resolve())
+        self._ports = (mqtt_port, http_port)
+        self.extra_args = tuple(extra_args)
+        self.start_timeout = start_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._info: RunInfo | None = None
+        self._devices: list[Device] = []
+
+    # lifecycle -----------------------------------------------------------------------------------
+    def start(self) -> LocalService:
+        if self._process is not None and self._process.poll() is None:
+            return self
+        self.state.create()
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        mqtt_port, http_port = self._ports
+        command = [sys.executable, "-m", "iot_jobs_local", "--state-dir", str(self.state.root), "serve"]
+        command += ["--mqtt-port", str(mqtt_port), "--http-port", str(http_port), *self.extra_args]
+        with open(self.log_path, "ab") as log:
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # a Ctrl-C at the test runner's terminal is the runner's to handle
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        deadline = time.monotonic() + self.start_timeout
+        while (info := self.state.read_run_info()) is None or info.pid != self._process.pid:
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                with open(self.log_path, "rb") as log:
+                    log.seek(offset)
+                    tail = log.read().decode(errors="replace")
+                raise LocalServiceError(f"iot-jobs-local did not start; its log:\n{tail}")
+            time.sleep(0.05)  # the service's readiness file: polled, the child gives no other signal
+        self._info = info
+        # A restart (reset) comes back on the same ports, so clients made before keep working.
+        self._ports = (info.mqtt_port, info.http_port)
+        return self
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Disconnect the devices made here, then SIGTERM the service (SIGKILL after ``grace`` s)."""
+        for device in self._devices:
+            device.stop()
+        self._devices.clear()
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(grace)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def reset(self) -> None:
+        """Stop, delete the state (jobs, things, certificates), start again on the same ports and
+        with the same access key (boto3 clients made before keep working; devices must reconnect)."""
+        from ..control import reset
+
+        self.stop()
+        reset(self.state, stop_first=False, keep_credentials=True)
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        if self._temp is not None:
+            self._temp.cleanup()
+            self._temp = None
+
+    def __enter__(self) -> LocalService:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    # where it is -------------------------------------------------------------------------------
+    @property
+    def info(self) -> RunInfo:
+        if self._info is None:
+            raise LocalServiceError("the service is not started (use it as `with LocalService() as svc:`)")
+        return self._info
+
+    @property
+    def log_path(self) -> Path:
+        return self.state.log_path
+
+    @property
+    def mqtt_endpoint(self) -> str:
+        """The device endpoint's host (the port is :attr:`mqtt_port`), as ``iot:Data-ATS`` on AWS."""
+        return "localhost"
+
+    @property
+    def mqtt_port(self) -> int:
+        return self.info.mqtt_port
+
+    @property
+    def http_endpoint(self) -> str:
+        """``endpoint_url`` for boto3's ``iot`` and ``iot-jobs-data`` clients."""
+        return self.info.http_endpoint
+
+    @property
+    def region(self) -> str:
+        return self.info.region
+
+    @property
+    def account(self) -> str:
+        return self.info.account
+
+    @property
+    def ca_file(self) -> Path:
+        """The local CA's certificate, which devices must trust."""
+        return self.state.ca_cert
+
+    @property
+    def credentials(self) -> Credentials:
+        """The local AWS access key id and secret key the HTTP API accepts (SigV4)."""
+        return self.state.credentials()
+
+    def env(self) -> dict[str, str]:
+        """Variables that point boto3 and the AWS CLI here (as ``iot-jobs-local env`` prints)."""
+        creds = self.credentials
+        return {
+            "AWS_ENDPOINT_URL_IOT": self.http_endpoint,
+            "AWS_ENDPOINT_URL_IOT_JOBS_DATA_PLANE": self.http_endpoint,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": creds.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
+        }
+
+    def thing_arn(self, thing: str) -> str:
+        return f"arn:aws:iot:{self.region}:{self.account}:thing/{thing}"
+
+    # clients -----------------------------------------------------------------------------------
+    def client(self, service_name: str, **kwargs: Any) -> Any:
+        """A boto3 client (``"iot"`` or ``"iot-jobs-data"``) bound to this service."""
+        import boto3
+
+        creds = self.credentials
+        return boto3.session.Session().client(
+            service_name,  # type: ignore[call-overload]
+            endpoint_url=self.http_endpoint,
+            region_name=self.region,
+            aws_access_key_id=creds.access_key_id,
+            aws_secret_access_key=creds.secret_access_key,
+            **kwargs,
+        )
+
+    def provision(self, thing: str) -> tuple[Path, Path]:
+        """Register ``thing`` (if new), issue an ACTIVE certificate with the default device policy;
+        return (certificate, private key) paths. Idempotent."""
+        from ..cli import provision
+
+        return provision(self.state, thing, self.region, self.account)
+
+    def device(self, thing: str | None = None, *, client_id: str | None = None, timeout: float = 10.0) -> Device:
+        """A connected :class:`Device` for ``thing`` (a fresh unique thing if None), provisioned
+        first; disconnected when the service stops."""
+        from .device import Device
+
+        name = thing or unique_name("thing")
+        cert, key = self.provision(name)
+        made = Device(self, name, cert, key, client_id=client_id, timeout=timeout)
+        self._devices.append(made)
+        return made
+
+    def forget(self, device: Device) -> None:
+        with contextlib.suppress(ValueError):
+            self._devices.remove(device)
+
+
+def unique_name(prefix: str = "t") -> str:
+    """A fresh name, valid as a thing name and as a job id, so tests sharing a service never meet."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
