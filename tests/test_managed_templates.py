@@ -545,7 +545,9 @@ def test_console_templates(console: tuple[PipedRepl, str], service: ServiceProce
     r.send(f"create-job {reboot} --template AWS-Reboot")
     assert payload(r.expect("CreateJob Response: "))["jobId"] == reboot
     r.send("help create-job")
-    r.expect("usage: create-job <jobId> <document-json> | create-job <jobId> --template NAME")  # help wraps at 80 columns
+    r.expect(
+        "usage: create-job <jobId> <document-json> | create-job <jobId> --template NAME"
+    )  # help wraps at 80 columns
     r.expect("  --template NAME: ")
     r.send("help")
     r.expect("  list-templates ")
