@@ -6,25 +6,12 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from support.agent import AgentProcess, handler_dir, write_handler
+from support.agent import AgentProcess, execution, handler_dir, step, wait_final, write_handler
 from support.common import unique
 from support.service import ServiceProcess
 
 WAIT = 20.0
-
-
-def step(name: str, handler: str, *args: str, **extra: Any) -> dict[str, Any]:
-    return {"action": {"name": name, "type": "runHandler", "input": {"handler": handler, "args": list(args)}, **extra}}
-
-
-def execution(service: ServiceProcess, job_id: str, thing: str) -> dict[str, Any]:
-    return dict(service.iot().describe_job_execution(jobId=job_id, thingName=thing)["execution"])
-
-
-def wait_final(agent: AgentProcess, job_id: str, status: str) -> None:
-    agent.wait_log(rf"{job_id}: reported {status}$", WAIT)
 
 
 def test_three_steps_succeed_with_progress_as_it_happens(

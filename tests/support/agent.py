@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from support.service import ServiceProcess
 
@@ -156,3 +157,18 @@ class AgentProcess:
         self.process.wait()
         if self._reader is not None:
             self._reader.join(5)
+
+
+def step(name: str, handler: str, *args: str, **extra: Any) -> dict[str, Any]:
+    """A schema 1.0 runHandler step."""
+    return {"action": {"name": name, "type": "runHandler", "input": {"handler": handler, "args": list(args)}, **extra}}
+
+
+def execution(service: ServiceProcess, job_id: str, thing: str) -> dict[str, Any]:
+    """DescribeJobExecution through the control plane."""
+    return dict(service.iot().describe_job_execution(jobId=job_id, thingName=thing)["execution"])
+
+
+def wait_final(agent: AgentProcess, job_id: str, status: str, timeout: float = 20.0) -> None:
+    """Until the agent logs that the service accepted its final ``status`` for ``job_id``."""
+    agent.wait_log(rf"{job_id}: reported {status}$", timeout)
