@@ -15,7 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
-from iot_jobs import cli as console_cli
+from iot_jobs.cli import add_connection_options, connection_defaults, resolve
 from iot_jobs.errors import IotJobsError
 from iot_jobs.settings import Settings
 
@@ -37,7 +37,7 @@ def parser(defaults: dict[str, object]) -> argparse.ArgumentParser:
         epilog="Connection options can also be set as IOT_JOBS_<NAME> or in the console's config file. "
         "See docs/agent.md.",
     )
-    console_cli.add_connection_options(p, defaults)
+    add_connection_options(p, defaults)
     p.add_argument("--handlers", type=Path, default=None, help=f"handler directory (default {default_handler_dir()})")
     p.add_argument("--allow-run-command", action="store_true", help="allow runCommand actions (off by default)")
     p.add_argument(
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        args = parser(console_cli.connection_defaults(argv)).parse_args(argv)
+        args = parser(connection_defaults(argv)).parse_args(argv)
         if args.max_concurrent < 1:
             raise IotJobsError("--max-concurrent must be at least 1", "Usage")
         if args.step_timeout <= 0 or args.grace < 0:
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         dry_run=args.dry_run,
     )
     try:
-        with console_cli.resolve(args) as settings:
+        with resolve(args) as settings:
             options = Options(
                 policy=policy,
                 thing_name=settings.thing_name,
