@@ -20,6 +20,7 @@ from iot_jobs.errors import IotJobsError
 from iot_jobs.settings import Settings
 
 from .handlers import Policy, Refused, check_directory
+from .install import install_handlers
 from .job import Options
 
 log = logging.getLogger("iot_jobs_agent")
@@ -51,6 +52,14 @@ def parser(defaults: dict[str, object]) -> argparse.ArgumentParser:
     p.add_argument("--step-timeout", type=float, default=3600.0, help="seconds a step may run (default 3600)")
     p.add_argument("--grace", type=float, default=5.0, help="seconds between SIGTERM and SIGKILL (default 5)")
     p.add_argument("--dry-run", action="store_true", help="handlers get IOT_JOBS_DRY_RUN=1: they say, not do")
+    p.add_argument(
+        "--download-dir", type=Path, default=None, help="where download-file.sh may write (default: nowhere)"
+    )
+    p.add_argument(
+        "--install-handlers",
+        action="store_true",
+        help="copy the shipped handlers (managed templates' operations) into --handlers DIR and exit",
+    )
     p.add_argument("--mqtt", choices=("5",), default="5", help="MQTT version (5; 3.1.1 is not supported yet)")
     return p
 
@@ -93,8 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.step_timeout <= 0 or args.grace < 0:
             raise IotJobsError("--step-timeout must be positive and --grace not negative", "Usage")
         handler_dir = (args.handlers or default_handler_dir()).expanduser()
+        if args.install_handlers:
+            for line in install_handlers(handler_dir):
+                print(line)
+            return 0
         check_directory(handler_dir)
-    except Refused as exc:
+    except (Refused, OSError) as exc:
         print(f"iot-jobs-agent: {exc}", file=sys.stderr)
         return 2
     except IotJobsError as exc:
@@ -105,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         allow_run_command=args.allow_run_command,
         run_as_users=frozenset(args.run_as_user),
         dry_run=args.dry_run,
+        download_dir=args.download_dir.expanduser().resolve() if args.download_dir else None,
     )
     try:
         with resolve(args) as settings:

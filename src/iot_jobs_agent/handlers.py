@@ -33,6 +33,8 @@ class Policy:
     #: Users that runAsUser may name (switched to with ``sudo -n -u``).
     run_as_users: frozenset[str] = frozenset()
     dry_run: bool = False
+    #: Where the shipped download-file.sh may write (``--download-dir``); None: downloads refused.
+    download_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -132,4 +134,6 @@ def environment(policy: Policy, thing_name: str, job_id: str, step: str) -> dict
     }
     if policy.dry_run:
         env["IOT_JOBS_DRY_RUN"] = "1"
+    if policy.download_dir is not None:
+        env["IOT_JOBS_DOWNLOAD_DIR"] = str(policy.download_dir)
     return env
