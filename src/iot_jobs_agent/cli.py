@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from iot_jobs.cli import add_connection_options, connection_defaults, resolve
+from iot_jobs.connection import preflight
 from iot_jobs.errors import IotJobsError
 from iot_jobs.settings import Settings
 
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 "allowed" if policy.allow_run_command else "refused",
                 options.max_concurrent,
             )
+            preflight(settings)  # a wrong port, file or CA as one line, not the CRT's retries
             asyncio.run(_serve(options, settings))
     except IotJobsError as exc:
         print(f"iot-jobs-agent: {exc.line()}", file=sys.stderr)
