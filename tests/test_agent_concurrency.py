@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from support.agent import AgentProcess, execution, handler_dir, step, wait_final, write_handler
 from support.common import unique
@@ -78,3 +79,23 @@ def test_one_at_a_time_unless_max_concurrent(
     release(second)
     release(first)
     wait_final(proc, second, "SUCCEEDED")
+
+
+def test_a_concurrent_change_is_noticed_through_expected_version(
+    service: ServiceProcess, agent: Callable[..., AgentProcess], device: Callable[..., Any], tmp_path: Path
+) -> None:
+    thing = unique("agent")
+    handlers = handler_dir(tmp_path)
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    write_handler(handlers, "gated.sh", f'read line < "{gate}"')
+    write_handler(handlers, "ok.sh", "exit 0")
+    proc = agent(thing, handlers=handlers)
+    job_id = service.create_job(thing, {"version": "1.0", "steps": [step("a", "gated.sh"), step("b", "ok.sh")]})
+    proc.wait_log(rf"{job_id}: step 1/2 a started", WAIT)
+    operator = device(thing)  # another connection of the same thing changes the execution meanwhile
+    operator.update(job_id, "IN_PROGRESS", status_details={"operator": "looked"})
+    with open(gate, "w") as fifo:
+        fifo.write("go\n")
+    proc.wait_log(rf"{job_id}: the execution changed concurrently", WAIT)
+    wait_final(proc, job_id, "SUCCEEDED")

@@ -51,6 +51,8 @@ class Job:
     execution_number: int | None
     recovering: bool
     reporting_final: bool = False
+    #: Moved to IN_PROGRESS by this agent (or found so at start-up).
+    taken: bool = False
     stdout: runner.Tail = field(default_factory=runner.Tail)
     stderr: runner.Tail = field(default_factory=runner.Tail)
 
@@ -94,7 +96,9 @@ class Job:
         """VersionMismatch: someone else changed the execution. Still IN_PROGRESS -> carry on from its version."""
         described = await self.link.call("describe", self.job_id, None, False)
         execution = described.execution
-        if execution is None or execution.status != "IN_PROGRESS":
+        # Before the job is taken, a QUEUED execution whose version moved on (statusDetails changed) is still ours.
+        ours = ("IN_PROGRESS",) if self.taken else ("IN_PROGRESS", "QUEUED")
+        if execution is None or execution.status not in ours:
             raise Gone(f"{exc.line()}; the execution is now {execution.status if execution else 'gone'}")
         log.info(
             "%s: the execution changed concurrently (version %s); continuing", self.job_id, execution.version_number
@@ -135,6 +139,7 @@ class Job:
             if execution is None or execution.status != "IN_PROGRESS":
                 return None
             self.version = execution.version_number
+            self.taken = True
             return execution.job_document
         response = await self.update(
             "IN_PROGRESS",
@@ -142,6 +147,7 @@ class Job:
             include_job_document=True,
             step_timeout_in_minutes=self._service_timer(self.options.step_timeout),
         )
+        self.taken = True
         log.info("%s: IN_PROGRESS (version %s)", self.job_id, self.version)
         return getattr(response, "job_document", None)
 
