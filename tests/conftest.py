@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from support.agent import AgentProcess, handler_dir
 from support.common import unique
 from support.device import Device
 from support.logs import RUNNING, print_logs
@@ -136,3 +137,25 @@ def raw_device(request: pytest.FixtureRequest) -> Iterator[Callable[..., RawDevi
     yield make
     for dev in made:
         dev.close()
+
+
+@pytest.fixture
+def agent(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
+    """Factory of running ``iot-jobs-agent`` processes: ``agent(thing, *flags, service=svc, handlers=dir)``
+    (defaults: the shared service and ``tmp_path/handlers``). Stopped at the end of the test; a failed
+    wait on the log includes the log."""
+    made: list[AgentProcess] = []
+
+    def make(
+        thing: str, *flags: str, service: ServiceProcess | None = None, handlers: Path | None = None, ready: bool = True
+    ) -> AgentProcess:
+        target = service if service is not None else request.getfixturevalue("service")
+        proc = AgentProcess(
+            target, thing, handlers or handler_dir(tmp_path), tmp_path / f"agent-{len(made)}.log", *flags
+        )
+        made.append(proc)
+        return proc.start(ready)
+
+    yield make
+    for proc in made:
+        proc.stop()

@@ -87,17 +87,7 @@ def parser(defaults: dict[str, object]) -> argparse.ArgumentParser:
         epilog="Every option can also be set as IOT_JOBS_<NAME> (e.g. IOT_JOBS_THING_NAME) or in "
         f"{config.default_path()} under [{config.SECTION}].",
     )
-    for flags, dest, text, kind in _OPTIONS:
-        p.add_argument(
-            *flags, dest=dest, type=kind, default=defaults.get(dest), help=f"{text} [IOT_JOBS_{dest.upper()}]"
-        )
-    p.add_argument(
-        "--local",
-        action="store_true",
-        default=defaults.get("local"),
-        help="use iot-jobs-local, starting one for the session if none runs [IOT_JOBS_LOCAL=1]",
-    )
-    p.add_argument("--config", type=Path, default=None, help="config file (default: see below)")
+    add_connection_options(p, defaults)
     p.add_argument(
         "-c",
         "--command",
@@ -122,6 +112,21 @@ def parser(defaults: dict[str, object]) -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action=_Version, help="print the version and exit")
     return p
+
+
+def add_connection_options(p: argparse.ArgumentParser, defaults: dict[str, object]) -> None:
+    """The connection flags (and ``--local``, ``--config``): shared with the programs acting as devices."""
+    for flags, dest, text, kind in _OPTIONS:
+        p.add_argument(
+            *flags, dest=dest, type=kind, default=defaults.get(dest), help=f"{text} [IOT_JOBS_{dest.upper()}]"
+        )
+    p.add_argument(
+        "--local",
+        action="store_true",
+        default=defaults.get("local"),
+        help="use iot-jobs-local, starting one for the session if none runs [IOT_JOBS_LOCAL=1]",
+    )
+    p.add_argument("--config", type=Path, default=None, help="config file (default: see below)")
 
 
 class _Version(argparse.Action):
@@ -166,6 +171,11 @@ def _aliases() -> dict[str, str]:
 
 def _defaults(argv: list[str]) -> dict[str, object]:
     """Defaults, then the config file, then the environment."""
+    return connection_defaults(argv)
+
+
+def connection_defaults(argv: list[str]) -> dict[str, object]:
+    """The connection flags' defaults: built-in, then the config file, then ``IOT_JOBS_*``."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", type=Path, default=None)
     known, _ = pre.parse_known_args(argv)

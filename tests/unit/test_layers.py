@@ -147,3 +147,43 @@ def test_the_check_sees_a_wrong_import(tmp_path: Path) -> None:
     assert (1, f"{PACKAGE}.engine") in found
     assert part_of(found[0][1]) not in ALLOWED["jobs"]
     assert (2, "sqlite3") in found
+
+
+#: Between packages: what each may import of the others (a module list means only those modules).
+PACKAGE_ALLOWED: dict[str, dict[str, set[str] | None]] = {
+    # The agent reuses the console's connection, data plane, settings and flags; --local reaches
+    # iot_jobs_local only through iot_jobs.local, as the console does.
+    "iot_jobs_agent": {"iot_jobs": {"cli", "config", "connection", "data_plane", "errors", "settings"}},
+}
+
+
+def package_modules(package: str) -> list[tuple[str, Path]]:
+    out = []
+    for path in sorted((SRC / package).rglob("*.py")):
+        parts = list(path.relative_to(SRC).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out.append((".".join(parts), path))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("module", "path"),
+    [mp for package in PACKAGE_ALLOWED for mp in package_modules(package)],
+    ids=lambda v: str(v).rsplit("/", 1)[-1],
+)
+def test_packages_import_only_what_they_may(module: str, path: Path) -> None:
+    mine = module.split(".")[0]
+    allowed = PACKAGE_ALLOWED[mine]
+    wrong = []
+    for line, target in imports(module, path):
+        top, _, rest = target.partition(".")
+        if top == mine or not top.startswith("iot_jobs"):
+            continue
+        if top not in allowed:
+            wrong.append(f"{path.name}:{line} imports {target} ({mine} may not import {top})")
+            continue
+        modules_allowed = allowed[top]
+        if modules_allowed is not None and rest.split(".")[0] not in modules_allowed:
+            wrong.append(f"{path.name}:{line} imports {target} (not one of {sorted(modules_allowed)})")
+    assert not wrong, "\n".join(wrong)
