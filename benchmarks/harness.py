@@ -265,15 +265,6 @@ class Child:
             process.wait(5)
 
 
-@contextlib.contextmanager
-def running(child: Child) -> Iterator[Child]:
-    try:
-        child.start()
-        yield child
-    finally:
-        child.stop()
-
-
 # ------------------------------------------------------------------------------------------------
 # the service
 
