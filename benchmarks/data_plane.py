@@ -145,7 +145,7 @@ def main() -> int:
         if args.compare is not None:
             results["compared_source"] = service_source(sources["compared"])
             log(f"compared code ({args.compare}): {results['compared_source']}")
-        things = [f"bench-dev-{i:02d}" for i in range(args.devices)]
+        things = [] if args.skip_throughput else [f"bench-dev-{i:02d}" for i in range(args.devices)]
         latency_thing = "bench-latency"
         services: dict[str, Service] = {}
         for name, source in sources.items():
