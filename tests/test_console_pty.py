@@ -194,7 +194,9 @@ def test_history_survives_a_restart_and_ctrl_r_finds_it(service: Any, console_ho
         second.expect("iot-jobs>")
         # Fish-style suggestion: typing a prefix offers the rest of a past line; Right-arrow accepts it.
         second.child.send("describe-job-exe")
-        second.wait_screen(r"iot-jobs> describe-job-execution \$next --no-document")  # the suggestion, greyed
+        # The suggestion, greyed, on the current prompt line (the last one on screen: the line run above
+        # shows the same text); prompt_toolkit computes it asynchronously, so wait before Right-arrow.
+        second.wait_screen(r"iot-jobs> describe-job-execution \$next --no-document(?![\s\S]*iot-jobs>)")
         second.child.send("\x1b[C")
         second.child.send("\r")
         second.expect("DescribeJobExecution Response: ")
