@@ -28,6 +28,7 @@ from .http_api import identity_handlers
 from .http_api.server import HttpApi
 from .http_api.sigv4 import Verifier
 from .identity.groups import Groups
+from .identity.keypool import KeyPool
 from .identity.provisioning import LocalRegistry, adopt_legacy_devices
 from .identity.service import IdentityService
 from .identity.store import IdentityStore
@@ -102,6 +103,7 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
     engine = Engine(store, Identity(options.region, options.account), clock)
     scheduler = Scheduler(engine, clock)
     identity_store = IdentityStore(state.database)
+    keys = KeyPool()
     identity = IdentityService(
         identity_store,
         state.ca,
@@ -110,6 +112,7 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
         lambda n: _thing_exists(engine, n),
         clock,
         Groups(lineage=engine.group_lineage, of_thing=engine.groups_of_thing),
+        keys,
     )
     engine.watch_membership(identity.membership_changed)
     adopted = adopt_legacy_devices(state, LocalRegistry(identity, engine.create_thing, state.ca()))
@@ -132,6 +135,7 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(store.close)
         stack.callback(identity_store.close)
+        stack.callback(keys.close)
         await broker.start()
         stack.push_async_callback(broker.stop)
         watch = BrokerWatch(broker.config.service_port, creds.broker_password, options.mqtt_port, access.on_client)

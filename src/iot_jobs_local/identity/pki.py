@@ -123,14 +123,21 @@ def _ca_parts(ca: Issued) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
     return ca_cert, ca_key
 
 
-def _leaf(ca: Issued, common_name: str, server: bool, rsa_key: bool = False) -> Issued:
+def new_rsa_key_pem() -> bytes:
+    """A fresh RSA-2048 private key as PKCS#1 PEM (``BEGIN RSA PRIVATE KEY``, like AWS's)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
+
+
+def _leaf(ca: Issued, common_name: str, server: bool, rsa_key_pem: bytes | None = None) -> Issued:
     ca_cert, ca_key = _ca_parts(ca)
     key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-    if rsa_key:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        key_pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-        )
+    if rsa_key_pem is not None:
+        loaded = serialization.load_pem_private_key(rsa_key_pem, password=None)
+        assert isinstance(loaded, rsa.RSAPrivateKey)
+        key, key_pem = loaded, rsa_key_pem
     else:
         key = _key()
         key_pem = _key_pem(key)
@@ -168,9 +175,10 @@ def new_server_certificate(ca: Issued) -> Issued:
     return _leaf(ca, "localhost", server=True)
 
 
-def new_device_certificate(ca: Issued, common_name: str) -> Issued:
-    """An RSA-2048 client certificate (what CreateKeysAndCertificate returns)."""
-    return _leaf(ca, common_name, server=False, rsa_key=True)
+def new_device_certificate(ca: Issued, common_name: str, rsa_key_pem: bytes | None = None) -> Issued:
+    """An RSA-2048 client certificate (what CreateKeysAndCertificate returns), for ``rsa_key_pem``
+    (made ahead of time, see ``keypool``) or a key made now."""
+    return _leaf(ca, common_name, server=False, rsa_key_pem=rsa_key_pem or new_rsa_key_pem())
 
 
 class BadCertificate(ValueError):

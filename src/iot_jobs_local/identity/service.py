@@ -27,6 +27,7 @@ from .errors import (
     ResourceNotFoundException,
 )
 from .groups import NO_GROUPS, Groups
+from .keypool import KeyPool
 from .paging import next_marker, window
 from .policy_book import PolicyBook
 from .store import Certificate, IdentityStore, ThingPrincipal
@@ -73,6 +74,7 @@ class IdentityService:
         thing_exists: Callable[[str], bool],
         clock: Callable[[], float],
         groups: Groups = NO_GROUPS,
+        keys: KeyPool | None = None,
     ) -> None:
         self._store = store
         self.region = region
@@ -83,6 +85,7 @@ class IdentityService:
         self._thing_exists = thing_exists
         self._listeners: list[Listener] = []
         self._groups = groups
+        self._keys = keys
         self.policies = PolicyBook(store, self.arn_prefix, clock, self._changed, self._principal, groups)
 
     def subscribe(self, listener: Listener) -> None:
@@ -98,7 +101,8 @@ class IdentityService:
         return f"{self.arn_prefix}:cert/{certificate_id}"
 
     def create_keys_and_certificate(self, set_as_active: bool) -> tuple[Certificate, pki.Issued]:
-        issued = pki.new_device_certificate(self._ca(), f"iot-cert.{secrets.token_hex(16)}")
+        key = self._keys.take() if self._keys is not None else None
+        issued = pki.new_device_certificate(self._ca(), f"iot-cert.{secrets.token_hex(16)}", key)
         certificate = self.register(issued.certificate_pem, "ACTIVE" if set_as_active else "INACTIVE")
         return certificate, issued
 
@@ -170,7 +174,10 @@ class IdentityService:
                     f"A certificate with subject CN {facts.common_name} is already registered"
                 )
             self._store.put_certificate(certificate)
-        self._changed()
+        if status != "ACTIVE":
+            # Only the CRL changes (it lists every certificate that is not ACTIVE). A new ACTIVE
+            # certificate has no policy and no thing yet: it may do nothing, before and after.
+            self._changed()
         return certificate
 
     def _certificate(self, certificate_id: str) -> Certificate:
