@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..identity import pki
+from ..identity.policies import Statement
 from ..identity.service import AccessChange, IdentityService
 from . import acl
 from .process import Broker
@@ -51,6 +52,7 @@ class AccessManager:
         self._needs_live: frozenset[str] = frozenset()
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._worker: asyncio.Task[None] | None = None
+        self._compiled: dict[tuple[tuple[int, ...], acl.Subject], tuple[list[Statement], acl.CertificateAcl]] = {}
 
     def attach(self, broker: Broker, watch: BrokerWatch) -> None:
         """Start reloading ``broker`` on changes (before this, only the files are written)."""
@@ -59,19 +61,25 @@ class AccessManager:
 
     def write_files(self) -> None:
         live = self._watch.live_client_ids() if self._watch else {}
-        acls = [
-            acl.compile_acl(
-                grant.statements,
-                acl.Subject(
-                    grant.common_name,
-                    self._identity.region,
-                    self._identity.account,
-                    grant.things,
-                    tuple(live.get(grant.common_name, ())),
-                ),
+        cache, self._compiled = self._compiled, {}
+        acls = []
+        for grant in self._identity.grants():
+            subject = acl.Subject(
+                grant.common_name,
+                self._identity.region,
+                self._identity.account,
+                grant.things,
+                tuple(live.get(grant.common_name, ())),
             )
-            for grant in self._identity.grants()
-        ]
+            # Compiling is the costly part and most certificates did not change since the last
+            # rebuild: reuse the section of any whose statements and subject are the same. Parsed
+            # statements are shared (policy_book parses each document once) but not hashable
+            # (conditions are dicts): the key holds their ids, the value keeps them alive.
+            key = (tuple(map(id, grant.statements)), subject)
+            found = cache.get(key)
+            compiled = found[1] if found is not None else acl.compile_acl(grant.statements, subject)
+            self._compiled[key] = (grant.statements, compiled)
+            acls.append(compiled)
         self._acl_file.parent.mkdir(parents=True, exist_ok=True)
         _write_atomically(self._acl_file, acl.render(acls).encode())
         _write_atomically(self._crl_file, pki.new_crl(self._ca(), self._identity.revoked_serials()))

@@ -8,6 +8,7 @@ the broker's ACL is rebuilt.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Callable
@@ -30,6 +31,12 @@ MAX_VERSIONS = 5
 MAX_POLICIES_PER_TARGET = 10
 _POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}\Z")
 _VERSION_ID = re.compile(r"[0-9]{1,9}\Z")
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(document: str) -> tuple[policies.Statement, ...]:
+    """A fleet shares a few documents: each is parsed once, not once per certificate and rebuild."""
+    return policies.parse(document)
 
 
 class PolicyBook:
@@ -191,7 +198,7 @@ class PolicyBook:
         out: list[policies.Statement] = []
         for target in targets:
             for _name, document in self._store.default_documents_of_target(target):
-                out += policies.parse(document)
+                out += _parsed(document)
         return out
 
     def group_targets_attached(self) -> bool:

@@ -170,7 +170,10 @@ class IdentityService:
                     f"A certificate with subject CN {facts.common_name} is already registered"
                 )
             self._store.put_certificate(certificate)
-        self._changed()
+        if status != "ACTIVE":
+            # Only the CRL changes (it lists every certificate that is not ACTIVE). A new ACTIVE
+            # certificate has no policy and no thing yet: it may do nothing, before and after.
+            self._changed()
         return certificate
 
     def _certificate(self, certificate_id: str) -> Certificate:
