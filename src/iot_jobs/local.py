@@ -17,7 +17,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from iot_jobs_local.cli import provision
 from iot_jobs_local.state_dir import DEFAULT_HTTP_PORT, DEFAULT_MQTT_PORT, RunInfo, StateDir, default_state_dir
 
 from .errors import IotJobsError
@@ -70,5 +69,15 @@ def start_detached(state: StateDir, timeout: float) -> RunInfo:
 
 
 def device_files(state: StateDir, info: RunInfo, thing_name: str) -> tuple[Path, Path]:
-    """Register the thing locally and issue its certificate (idempotent)."""
+    """The thing's certificate and key: reused if issued before, else the thing is provisioned.
+
+    Reusing skips boto3, cryptography and a round trip (~0.5-0.8 s of an attach): the service
+    registered the certificate when it issued it, and adopts any in ``devices/`` it does not know
+    when it starts.
+    """
+    cert, key = state.device_cert(thing_name), state.device_key(thing_name)
+    if cert.is_file() and key.is_file():
+        return cert, key
+    from iot_jobs_local.cli import provision  # only a new thing needs the registry clients
+
     return provision(state, thing_name, info.region, info.account)
