@@ -77,8 +77,16 @@ def service_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
         for pid in svc.broker_pids():  # only if the broker outlived its service (a bug the tests report)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        if request.session.testsfailed:
+        if _this_test_failed(request):
             print_logs(request.config, svc)
+
+
+def _this_test_failed(request: pytest.FixtureRequest) -> bool:
+    """Whether the test using a fixture failed (set by the report hook below), not any earlier one."""
+    return bool(request.node.stash.get(_FAILED, False))
+
+
+_FAILED = pytest.StashKey[bool]()
 
 
 @pytest.fixture
@@ -94,6 +102,7 @@ def pytest_runtest_makereport(
     """Attach the tail of every running service's log to a failing test's report."""
     report = yield
     if report.failed:
+        item.stash[_FAILED] = True
         for svc in RUNNING:
             tail = "\n".join(svc.log_text().splitlines()[-80:])
             report.sections.append((f"iot-jobs-local log tail ({svc.log_path})", tail))
