@@ -29,8 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from data_plane import Children, provision, start_service
-from procstat import cpu_seconds, die_with_parent
+from harness import Children, cpu_seconds, die_with_parent, provision, start_service
 
 
 def rss_kib(pid: int) -> int:
@@ -61,7 +60,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="agent-bench-") as tmp_name:
         tmp = Path(tmp_name)
         try:
-            env = start_service(children, tmp, tmp / "state")
+            env = start_service(children, tmp)
             provision(env.state, ["bench-agent", "bench-console"])
             handlers = tmp / "handlers"
             handlers.mkdir(mode=0o700)
