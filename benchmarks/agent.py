@@ -140,7 +140,7 @@ def main() -> int:
             arn = "arn:aws:iot:us-east-1:123456789012:thing/bench-agent"
             to_start: list[float] = []
             get_pending: list[float] = []
-            with DataPlane(settings, lambda _n, _e: None, lambda _s: None) as plane:
+            with DataPlane(settings, lambda *_: None, lambda _s: None) as plane:
                 for i in range(args.jobs):
                     began = time.perf_counter()
                     plane.get_pending()
