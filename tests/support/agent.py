@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import queue
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from iot_jobs_local.testing.service import terminate
 from support.service import ServiceProcess
 
 AGENT_START_TIMEOUT = 20.0
@@ -140,13 +140,7 @@ class AgentProcess:
         process = self.process
         if process is None:
             return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        terminate(process, timeout)
         if self._reader is not None:
             self._reader.join(5)
         return process.returncode

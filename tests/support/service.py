@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from iot_jobs_local.testing.service import terminate
 from support.common import ACCOUNT, READY_PREFIX, REGION, START_TIMEOUT, free_port, unique
 from support.logs import RUNNING
 from support.processes import pids_with_cmdline
@@ -155,12 +156,7 @@ class ServiceProcess:
         process = self.process
         if process is None:
             return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(grace)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        terminate(process, grace)
         self._reap(grace)
         if self in RUNNING:
             RUNNING.remove(self)

@@ -97,13 +97,7 @@ class LocalService:
         process, self._process = self._process, None
         if process is None:
             return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(grace)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        terminate(process, grace)
 
     def reset(self) -> None:
         """Stop, delete the state (jobs, things, certificates), start again on the same ports and
@@ -225,3 +219,15 @@ class LocalService:
 def unique_name(prefix: str = "t") -> str:
     """A fresh name, valid as a thing name and as a job id, so tests sharing a service never meet."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def terminate(process: subprocess.Popen[Any], grace: float) -> int:
+    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL; reaped either way. Returns the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
