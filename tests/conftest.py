@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from repl_driver import PipedRepl
 from support.agent import AgentProcess, handler_dir
 from support.common import unique
 from support.device import Device
@@ -87,6 +88,23 @@ def _this_test_failed(request: pytest.FixtureRequest) -> bool:
 
 
 _FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture
+def repl(service: ServiceProcess, tmp_path: Path) -> Iterator[tuple[PipedRepl, str]]:
+    """The real ``iot-jobs`` program on a pipe, as its own new thing on the shared service. A test
+    whose commands fail sets ``expected_code = 1`` (a piped session with a failure exits 1)."""
+    thing = unique("repl")
+    driver = PipedRepl(
+        ["--local", "--state-dir", str(service.state_dir), "--thing", thing],
+        env={"XDG_STATE_HOME": str(tmp_path / "state")},
+    )
+    try:
+        yield driver, thing
+    finally:
+        if driver.process.poll() is None:
+            driver.send("quit")
+        assert driver.close() == driver.expected_code, driver.dump()
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ is copied below) and botocore's model.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -470,24 +469,8 @@ def test_template_arn_refusals(service: ServiceProcess, thing: str) -> None:
 
 
 # The console ------------------------------------------------------------------------------------
-@pytest.fixture
-def console(service: ServiceProcess, tmp_path: Path) -> Iterator[tuple[PipedRepl, str]]:
-    """The real ``iot-jobs`` program on a pipe, as its own new thing on the shared service."""
-    thing = unique("mt-repl")
-    driver = PipedRepl(
-        ["--local", "--state-dir", str(service.state_dir), "--thing", thing],
-        env={"XDG_STATE_HOME": str(tmp_path / "state")},
-    )
-    try:
-        yield driver, thing
-    finally:
-        if driver.process.poll() is None:
-            driver.send("quit")
-        assert driver.close() == driver.expected_code, driver.dump()
-
-
-def test_console_templates(console: tuple[PipedRepl, str], service: ServiceProcess) -> None:
-    r, thing = console
+def test_console_templates(repl: tuple[PipedRepl, str], service: ServiceProcess) -> None:
+    r, thing = repl
     r.expected_code = 1  # piped: the refused commands below make the exit status 1
     r.send("list-templates")
     listed = payload(r.expect("ListManagedJobTemplates Response: "))

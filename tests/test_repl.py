@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +15,6 @@ from repl_driver import PipedRepl, payload
 
 def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def repl(service: Any, tmp_path: Path) -> Iterator[tuple[PipedRepl, str]]:
-    thing = _unique("repl")
-    driver = PipedRepl(
-        ["--local", "--state-dir", str(service.state_dir), "--thing", thing],
-        env={"XDG_STATE_HOME": str(tmp_path / "state")},
-    )
-    try:
-        yield driver, thing
-    finally:
-        if driver.process.poll() is None:
-            driver.send("quit")
-        assert driver.close() == driver.expected_code, driver.dump()
 
 
 def _created(repl: PipedRepl, job: str) -> dict[str, Any]:
