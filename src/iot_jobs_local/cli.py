@@ -22,6 +22,7 @@ from .state_dir import (
     DEFAULT_MQTT_PORT,
     DEFAULT_REGION,
     StateDir,
+    StateLocked,
     default_state_dir,
 )
 
@@ -331,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return _command(state, args)
-    except ControlError as exc:
+    except (ControlError, StateLocked) as exc:
         print(f"iot-jobs-local: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from .state_dir import RunInfo, StateDir
+from .state_dir import RunInfo, StateDir, StateLock, notice_on_stderr
 
 #: What ``reset`` removes: the service's own files, nothing else a user may keep in the directory.
 #: ``ports.json`` and ``service.log`` stay: a reset service comes back on the same ports.
@@ -147,8 +147,14 @@ def reset(state: StateDir, *, stop_first: bool, keep_credentials: bool = False) 
 
     Refused while a service runs on it, unless ``stop_first`` (then it is stopped first). With
     ``keep_credentials`` the local access key survives (clients made before keep signing with it).
-    Returns what was removed.
+    Returns what was removed. Holds the state directory's lock throughout: a service starting
+    meanwhile waits and begins on the fresh state (one that is starting now is waited for first).
     """
+    with StateLock(state, "iot-jobs-local reset").held(notice=notice_on_stderr):
+        return _reset(state, stop_first, keep_credentials)
+
+
+def _reset(state: StateDir, stop_first: bool, keep_credentials: bool) -> list[str]:
     info = state.read_run_info()
     if info is not None:
         if not stop_first:

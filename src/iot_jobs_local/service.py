@@ -16,12 +16,13 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .broker.access import AccessManager
 from .broker.gate import ConnectGate
-from .broker.process import Broker, BrokerConfig, BrokerError, free_port
+from .broker.process import Broker, BrokerConfig, BrokerError
 from .broker.watch import BrokerWatch
 from .clock import Clock
 from .engine import Engine, Identity
@@ -37,7 +38,16 @@ from .jobs.errors import JobsError
 from .mqtt.device_api import MqttApi
 from .mqtt.link import ServiceLink
 from .request_log import LoggedHttpApi, LoggedMqttApi
-from .state_dir import DEFAULT_ACCOUNT, DEFAULT_HTTP_PORT, DEFAULT_MQTT_PORT, DEFAULT_REGION, RunInfo, StateDir
+from .state_dir import (
+    DEFAULT_ACCOUNT,
+    DEFAULT_HTTP_PORT,
+    DEFAULT_MQTT_PORT,
+    DEFAULT_REGION,
+    LOCK_TIMEOUT,
+    RunInfo,
+    StateDir,
+    StateLock,
+)
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -130,7 +140,18 @@ class _RunInfoWriter:
 
 
 async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
+    """Run until ``stop`` is set. The state directory's lock is held from before anything is read
+    until the service is ready, so that a ``reset`` never runs in the middle of a start."""
     state = StateDir(options.state_dir)
+    lock = StateLock(state, "a starting iot-jobs-local")
+    await asyncio.to_thread(lock.acquire, LOCK_TIMEOUT, lambda line: log.warning("%s", line))
+    try:
+        await _serve(state, options, stop, ready=lock.release)
+    finally:
+        lock.release()
+
+
+async def _serve(state: StateDir, options: ServiceOptions, stop: asyncio.Event, ready: Callable[[], None]) -> None:
     state.ensure_pki()
     running = state.read_run_info()
     if running is not None and running.pid != os.getpid():
@@ -162,17 +183,15 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
     adopted = adopt_legacy_devices(state, LocalRegistry(identity, engine.create_thing, state.ca()))
     if adopted:
         log.info("registered the certificates of %d thing(s) provisioned by an older version", len(adopted))
-    mqtt_port = options.mqtt_port or free_port(_local_host(options.bind_address))
     http_socket = _http_socket(options.bind_address, options.http_port)
-    http_port = int(http_socket.getsockname()[1])
-    options = replace(options, mqtt_port=mqtt_port, http_port=http_port)
+    options = replace(options, http_port=int(http_socket.getsockname()[1]))
     config = BrokerConfig(
         directory=state.broker_dir,
         ca_file=state.ca_cert,
         cert_file=state.server_cert,
         key_file=state.server_key,
-        device_port=options.mqtt_port,
-        service_port=free_port(),
+        device_port=options.mqtt_port,  # 0: the broker picks one as it starts (and retries on a clash)
+        service_port=0,
         service_password=creds.broker_password,
         bind_address=options.bind_address,
         crl_file=state.crl_file,
@@ -186,6 +205,7 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
         stack.callback(identity_store.close)
         await broker.start()
         stack.push_async_callback(broker.stop)
+        options = replace(options, mqtt_port=broker.config.device_port)
         run_info = RunInfo(
             os.getpid(),
             options.mqtt_port,
@@ -238,6 +258,7 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
             tasks.append(asyncio.create_task(scheduler.run(), name="scheduler"))
             writer = _RunInfoWriter(state, run_info, watch.live)
             writer.write()
+            ready()
             stack.callback(state.clear_run_info)
             stack.callback(writer.cancel)
             state.write_ports(options.mqtt_port, options.http_port)

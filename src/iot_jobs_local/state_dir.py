@@ -12,6 +12,7 @@ Layout (all under one directory, ``--state-dir``)::
     service.json            present while a service runs: pid, ports, region, account, start time, clients
     ports.json              the ports the last service listened on (a later start reuses them)
     service.log             the log of a service started in the background (``start``, ``iot-jobs --local``)
+    service.lock            held (flock) by a service while it starts and by ``reset`` while it runs
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import os
 import secrets
 import stat
 import string
+import sys
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,6 +123,10 @@ class StateDir:
     def log_path(self) -> Path:
         return self.root / "service.log"
 
+    @property
+    def lock_path(self) -> Path:
+        return self.root / "service.lock"
+
     def device_cert(self, thing: str) -> Path:
         return self.root / "devices" / thing / "device.crt"
 
@@ -212,6 +220,85 @@ class StateDir:
             return int(stored["mqtt_port"]), int(stored["http_port"])
         except (OSError, ValueError, TypeError, KeyError):
             return None
+
+
+#: How long a start waits for a reset (which may first stop a service: up to 15 s) and the reverse.
+LOCK_TIMEOUT = 30.0
+
+
+class StateLocked(RuntimeError):
+    """Another process holds the state directory's lock (a reset, or a service starting)."""
+
+
+class StateLock:
+    """The state directory's lock (``flock`` on ``service.lock``): a service holds it from before it
+    reads any state until it is ready (``service.json`` written), ``reset`` for all it does. So a
+    start during a reset waits for the reset and then begins on the fresh state, and a reset during
+    a start waits until the service runs, then sees it (and stops it, or refuses).
+
+    The lock goes with the open file: the kernel releases it when the holder exits, even by
+    ``kill -9``. The holder's pid is written into the file, for the message of one that waits.
+    """
+
+    def __init__(self, state: StateDir, purpose: str) -> None:
+        self._state = state
+        self._purpose = purpose
+        self._fd: int | None = None
+
+    def acquire(self, timeout: float = LOCK_TIMEOUT, notice: Callable[[str], None] | None = None) -> StateLock:
+        """Take the lock, waiting up to ``timeout`` s; ``notice(line)`` is told once if it must wait.
+        Raises :class:`StateLocked` (one line) if it is still held then."""
+        import fcntl
+
+        self._state.create()
+        fd = os.open(self._state.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + timeout
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = self.holder()
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise StateLocked(
+                        f"{self._state.root} is busy: {holder or 'another process'} did not finish "
+                        f"within {timeout:g} s; try again"
+                    ) from None
+                if notice is not None and not told:
+                    notice(f"waiting for {holder or 'another process'} to finish on {self._state.root}")
+                    told = True
+                time.sleep(0.05)  # flock has no timeout; polling the lock, a few times a second
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{self._purpose} (pid {os.getpid()})\n".encode())
+        self._fd = fd
+        return self
+
+    def holder(self) -> str:
+        """Who holds (or last held) the lock, e.g. ``reset (pid 1234)``; empty if unknown."""
+        try:
+            return self._state.lock_path.read_text().strip()
+        except OSError:
+            return ""
+
+    def release(self) -> None:
+        """Release the lock (idempotent)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the file releases the flock
+
+    @contextlib.contextmanager
+    def held(self, timeout: float = LOCK_TIMEOUT, notice: Callable[[str], None] | None = None) -> Iterator[None]:
+        self.acquire(timeout, notice)
+        try:
+            yield
+        finally:
+            self.release()
+
+
+def notice_on_stderr(line: str) -> None:
+    print(f"iot-jobs-local: {line}", file=sys.stderr, flush=True)
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -13,6 +13,9 @@ topic``), which is how the service learns which client id connected with which c
 The broker must never outlive the service, even after ``kill -9``: the child asks the kernel for
 SIGTERM when its parent dies (``PR_SET_PDEATHSIG``). Mosquitto started as root would switch to the
 ``mosquitto`` user, which clears that request, so as root we tell it to stay root (``user root``).
+
+A port given as 0 is picked here, just before Mosquitto binds it; another program may take it in
+between, so if Mosquitto finds an address in use on a port we picked, we pick again and retry.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ import secrets
 import shutil
 import signal
 import socket
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..identity.pki import write_private
@@ -54,6 +58,10 @@ MAX_PAYLOAD_BYTES = 128 * 1024
 PACKET_OVERHEAD = 512
 #: How long the broker waits for the service's iot:Connect answer before it refuses the client.
 GATE_TIMEOUT_MS = 3000
+#: Starts tried when a port we picked was taken before Mosquitto bound it.
+PORT_ATTEMPTS = 5
+#: What Mosquitto logs when a listener's port is taken.
+ADDRESS_IN_USE = "Address already in use"
 
 
 class BrokerError(RuntimeError):
@@ -62,6 +70,9 @@ class BrokerError(RuntimeError):
 
 @dataclass(frozen=True)
 class BrokerConfig:
+    """``device_port`` / ``service_port`` 0: the broker picks a free one at its first start (and
+    keeps it across restarts: :attr:`Broker.config` holds the ports in use)."""
+
     directory: Path
     ca_file: Path
     cert_file: Path
@@ -82,6 +93,19 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def port_taken(host: str, port: int) -> bool:
+    """Whether ``host:port`` cannot be bound now (as Mosquitto binds: with SO_REUSEADDR, so a port
+    left in TIME_WAIT counts as free)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def password_line(user: str, password: str) -> str:
@@ -172,9 +196,15 @@ async def _port_open(port: int) -> bool:
 class Broker:
     """One Mosquitto process. ``start`` waits until both listeners accept connections."""
 
-    def __init__(self, config: BrokerConfig, gate: ConnectGate | None = None) -> None:
+    def __init__(
+        self, config: BrokerConfig, gate: ConnectGate | None = None, pick_port: Callable[[str], int] = free_port
+    ) -> None:
+        """``pick_port(host)``: a free port for a listener given as 0 (a seam for tests of the retry)."""
         self.config = config
         self._gate = gate
+        self._pick_port = pick_port
+        #: Which listeners take a picked port: until the first start succeeds, picked again on a clash.
+        self._picking = {"device": config.device_port == 0, "service": config.service_port == 0}
         self._process: asyncio.subprocess.Process | None = None
         self.log_path = config.directory / "mosquitto.log"
 
@@ -193,7 +223,56 @@ class Broker:
         conf.write_text(render_config(self.config, as_root=os.geteuid() == 0, gate=gate))
         return conf
 
+    def _pick_ports(self) -> None:
+        config = self.config
+        if self._picking["device"]:
+            config = replace(config, device_port=self._pick_port(config.bind_address))
+        if self._picking["service"]:
+            config = replace(config, service_port=self._pick_port("127.0.0.1"))
+        self.config = config
+
+    def _taken(self) -> list[tuple[str, int, bool]]:
+        """(listener, port, picked by us) of the listeners whose port is in use now."""
+        ports = [
+            ("device", self.config.bind_address, self.config.device_port),
+            ("service", "127.0.0.1", self.config.service_port),
+        ]
+        return [(name, port, self._picking[name]) for name, host, port in ports if port_taken(host, port)]
+
     async def start(self, timeout: float = 10.0) -> None:
+        """Start Mosquitto and wait until both listeners accept connections.
+
+        At the first start, ports given as 0 are picked; if one is taken before Mosquitto binds it,
+        new ones are picked (up to :data:`PORT_ATTEMPTS` starts). A port given explicitly that is in
+        use is one line: ``cannot listen for MQTT on HOST:PORT: address already in use``.
+        """
+        if not any(self._picking.values()):
+            await self._start_once(timeout)
+            return
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            self._pick_ports()
+            offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+            try:
+                await self._start_once(timeout)
+            except BrokerError:
+                if ADDRESS_IN_USE not in self._log_since(offset):
+                    raise
+                taken = self._taken()
+                if attempt == PORT_ATTEMPTS or not taken or not all(picked for _, _, picked in taken):
+                    raise
+                continue
+            self._picking = {name: False for name in self._picking}  # restarts keep these ports
+            return
+
+    def _log_since(self, offset: int) -> str:
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(offset)
+                return log.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    async def _start_once(self, timeout: float) -> None:
         binary = find_mosquitto()
         child_fd = None
         gate = None
@@ -224,6 +303,11 @@ class Broker:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             if self._process.returncode is not None:
+                for name, port, picked in self._taken():
+                    if not picked:
+                        host = self.config.bind_address if name == "device" else "127.0.0.1"
+                        what = "MQTT" if name == "device" else "the service's own MQTT connections"
+                        raise BrokerError(f"cannot listen for {what} on {host}:{port}: address already in use")
                 raise BrokerError(f"Mosquitto exited at start-up ({self._process.returncode}):\n{self.log_tail()}")
             if await _port_open(self.config.service_port) and await _port_open(self.config.device_port):
                 return

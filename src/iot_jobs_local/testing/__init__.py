@@ -9,6 +9,6 @@ May import: ``cli`` (provisioning through the running service), ``control`` (res
 from __future__ import annotations
 
 from .device import Device
-from .service import LocalService
+from .service import LocalService, LocalServiceError, terminate, unique_name
 
-__all__ = ["Device", "LocalService"]
+__all__ = ["Device", "LocalService", "LocalServiceError", "terminate", "unique_name"]
