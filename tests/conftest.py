@@ -1,10 +1,12 @@
 """Fixtures and hooks of the integration tests of the local AWS IoT Jobs service (``iot_jobs_local``).
 
-The helpers they use are in the ``support`` package next to this file (``tests/support/``; see its
-docstring): :class:`support.service.ServiceProcess`, :class:`support.device.Device`,
-:class:`support.raw_device.RawDevice`, boto3 helpers in :mod:`support.api`. Tests import them from there,
-e.g. ``from support.service import ServiceProcess``; pytest puts ``tests/`` on ``sys.path`` (this conftest
-is in a directory without ``__init__.py``, the default ``prepend`` import mode).
+The service and the SDK device are the package's own test harness (:mod:`iot_jobs_local.testing`:
+``LocalService``, ``Device``), as users get it; what only this suite needs is in the ``support``
+package next to this file (``tests/support/``; see its docstring): :class:`support.service.ServiceProcess`
+(a ``LocalService`` with white-box helpers), :class:`support.raw_device.RawDevice`, boto3 helpers in
+:mod:`support.api`. Tests import them from there, e.g. ``from support.service import ServiceProcess``;
+pytest puts ``tests/`` on ``sys.path`` (this conftest is in a directory without ``__init__.py``, the
+default ``prepend`` import mode).
 
 Fixtures:
 
@@ -14,11 +16,12 @@ Fixtures:
   durability tests that kill the service; ``service_factory("--time-scale", "600")`` passes extra
   ``serve`` arguments. Every one is stopped at the end of the test.
 * ``device`` / ``raw_device`` (function) - factories: ``device()`` provisions a fresh thing and
-  returns a connected :class:`Device`; ``device(thing)`` / ``raw_device(thing)`` connect for a given thing.
-  Everything they create is disconnected at the end of the test.
+  returns a connected :class:`~iot_jobs_local.testing.Device`; ``device(thing)`` / ``raw_device(thing)``
+  connect for a given thing. Everything they create is disconnected at the end of the test.
 * ``iot`` (function) - ``service.iot()``.
 
-A failing test's report gets the tail of every running service's log (``pytest_runtest_makereport``).
+A failing test's report gets the tail of every running service's log: the package's pytest plugin
+(loaded through its ``pytest11`` entry point) does that for every ``LocalService``.
 """
 
 from __future__ import annotations
@@ -32,11 +35,11 @@ from typing import Any
 
 import pytest
 
+from iot_jobs_local.testing import Device
 from repl_driver import PipedRepl
 from support.agent import AgentProcess, handler_dir
 from support.common import unique
-from support.device import Device
-from support.logs import RUNNING, print_logs
+from support.logs import print_logs
 from support.raw_device import RawDevice
 from support.service import ServiceProcess, new_service
 
@@ -117,13 +120,10 @@ def iot(service: ServiceProcess) -> Any:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Attach the tail of every running service's log to a failing test's report."""
+    """Remember that the test failed, for :func:`service_factory`'s teardown."""
     report = yield
     if report.failed:
         item.stash[_FAILED] = True
-        for svc in RUNNING:
-            tail = "\n".join(svc.log_text().splitlines()[-80:])
-            report.sections.append((f"iot-jobs-local log tail ({svc.log_path})", tail))
     return report
 
 
@@ -139,8 +139,9 @@ def device(request: pytest.FixtureRequest) -> Iterator[Callable[..., Device]]:
     made: list[Device] = []
 
     def make(thing: str | None = None, *, service: ServiceProcess | None = None, **kwargs: Any) -> Device:
-        target = service if service is not None else request.getfixturevalue("service")
-        dev = Device(target, thing or unique("thing"), **kwargs)
+        target: ServiceProcess = service if service is not None else request.getfixturevalue("service")
+        name = thing or unique("thing")
+        dev = target.device(name, files=kwargs.pop("files", None) or target.device_files(name), **kwargs)
         made.append(dev)
         return dev
 

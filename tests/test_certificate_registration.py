@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from iot_jobs_local.testing import Device
 from support.api import check_error, error_of
 from support.common import unique
-from support.device import Device
 from support.service import ServiceProcess
 
 Key = ec.EllipticCurvePrivateKey
@@ -87,7 +87,7 @@ def _connects(service: ServiceProcess, iot: Any, certificate_arn: str, pem: str,
     iot.attach_thing_principal(thingName=thing, principal=certificate_arn)
     cert = key.with_suffix(".crt")
     cert.write_text(pem)
-    device = Device(service, thing, client_id=thing, files=(cert, key))
+    device = Device(service, thing, cert, key, client_id=thing)
     try:
         assert device.get_pending().queued_jobs == []
     finally:

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from iot_jobs_local.testing import Device
+from iot_jobs_local.testing.device import JOBS_CHANGED, NEXT_CHANGED
 from support.api import check_error, collect, error_of, group_arn, wait_job_gone
 from support.common import unique
-from support.device import Device
-from support.events import JOBS_CHANGED, NEXT_CHANGED
 from support.service import ServiceProcess
 
 DOC = json.dumps({"op": "reboot"})

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from iot_jobs_local.testing import Device
+from iot_jobs_local.testing.device import JOBS_CHANGED, NEXT_CHANGED, modeled
 from support.api import thing_with_policy, wait_job_gone
 from support.common import unique
-from support.device import Device
-from support.events import JOBS_CHANGED, NEXT_CHANGED, modeled
 from support.raw_device import RawDevice
 from support.service import ServiceProcess
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from iot_jobs_local.testing import Device
+from iot_jobs_local.testing.device import JOBS_CHANGED, NEXT_CHANGED
 from support.api import wait_job_gone
 from support.common import READY_PREFIX, free_port, unique
-from support.device import Device
-from support.events import JOBS_CHANGED, NEXT_CHANGED
 from support.processes import ExitWatch, process_parent, process_state
 from support.service import ServiceProcess
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from iot_jobs_local.testing import Device
 from support.api import check_error, error_of, group_arn
 from support.common import unique
-from support.device import Device
 from support.service import ServiceProcess
 
 
@@ -54,7 +54,7 @@ def _bare_thing(iot: Any, directory: Path) -> tuple[str, str, tuple[Path, Path]]
 
 def _works(service: ServiceProcess, thing: str, files: tuple[Path, Path]) -> None:
     """A new SDK device of ``thing`` connects (client id = thing name), opens its streams and is answered."""
-    device = Device(service, thing, client_id=thing, files=files)
+    device = Device(service, thing, *files, client_id=thing)
     try:
         assert device.get_pending().queued_jobs == []
     finally:
@@ -63,7 +63,7 @@ def _works(service: ServiceProcess, thing: str, files: tuple[Path, Path]) -> Non
 
 def _refused(service: ServiceProcess, thing: str, files: tuple[Path, Path]) -> None:
     with pytest.raises(ConnectionError):
-        Device(service, thing, client_id=thing, files=files, timeout=5)
+        Device(service, thing, *files, client_id=thing, timeout=5)
 
 
 def test_a_device_gets_the_policies_of_its_things_groups_and_their_parents(
@@ -84,7 +84,7 @@ def test_a_device_gets_the_policies_of_its_things_groups_and_their_parents(
     _works(service, thing, files)
 
     # A live connection loses its rights as its thing leaves the group; a new one is refused.
-    device = Device(service, thing, client_id=thing, files=files)
+    device = Device(service, thing, *files, client_id=thing)
     try:
         iot.remove_thing_from_thing_group(thingGroupName=child, thingName=thing)
         with pytest.raises(Exception):  # noqa: B017 - the SDK reports a refused request its own way

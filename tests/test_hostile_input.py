@@ -63,7 +63,7 @@ def test_mqtt(case: MqttCase, thing_and_job: tuple[RawDevice, str]) -> None:
 
 
 def signed(service: ServiceProcess, case: HttpCase, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
-    key, secret = service.credentials()
+    key, secret = service.credentials.access_key_id, service.credentials.secret_access_key
     url = service.http_endpoint + path
     request = AWSRequest(method=case.method, url=url, data=body, headers={"Content-Type": "application/json"})
     SigV4Auth(Credentials(key, secret), case.service, service.region).add_auth(request)
@@ -111,7 +111,7 @@ def test_a_declared_100_mib_body_is_refused_from_its_headers(service: ServicePro
 
 def test_a_body_signed_as_unsigned_payload_is_refused(service: ServiceProcess) -> None:
     """UNSIGNED-PAYLOAD is S3's option; here the body is always signed, so it cannot be changed."""
-    key, secret = service.credentials()
+    key, secret = service.credentials.access_key_id, service.credentials.secret_access_key
     thing = unique("unsigned")
     path = f"/things/{thing}"
     url = service.http_endpoint + path

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from iot_jobs_local.testing import Device
+from iot_jobs_local.testing.device import JOBS_CHANGED, NEXT_CHANGED
 from support.api import check_error, error_of
 from support.common import unique
-from support.device import Device
-from support.events import JOBS_CHANGED, NEXT_CHANGED
 from support.service import ServiceProcess
 
 

@@ -15,9 +15,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from iot_jobs_local.testing import Device
+from iot_jobs_local.testing.device import JOBS_CHANGED, NEXT_CHANGED
 from support.common import unique
-from support.device import Device
-from support.events import JOBS_CHANGED, NEXT_CHANGED
 from support.service import ServiceProcess
 
 DOC = {"operation": "update"}

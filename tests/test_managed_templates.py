@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ParamValidationError
 
+from iot_jobs_local.testing import Device
 from repl_driver import PipedRepl, payload
 from support.api import check_error, collect, error_of
 from support.common import unique
-from support.device import Device
 from support.service import ServiceProcess
 
 NAMES = [

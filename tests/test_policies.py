@@ -28,9 +28,9 @@ from typing import Any
 
 import pytest
 
+from iot_jobs_local.testing import Device
+from iot_jobs_local.testing.device import JOBS_CHANGED, NEXT_CHANGED
 from support.common import RESPONSE_TIMEOUT, free_port, unique
-from support.device import Device
-from support.events import JOBS_CHANGED, NEXT_CHANGED
 from support.raw_device import Message, paho_client
 from support.service import ServiceProcess
 

@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from iot_jobs_local.testing import Device
+from iot_jobs_local.testing.device import JOBS_CHANGED, NEXT_CHANGED, modeled
 from support.common import unique
-from support.device import Device
-from support.events import JOBS_CHANGED, NEXT_CHANGED, modeled
 from support.raw_device import RawDevice, paho_client
 from support.service import ServiceProcess
 

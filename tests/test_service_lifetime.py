@@ -135,7 +135,8 @@ def test_a_normal_speed_run_after_a_sped_up_one_keeps_the_wall_clock(tmp_path: P
     svc = ServiceProcess(tmp_path / "state", 0, 0, tmp_path / "service.log", extra_args=("--time-scale", "100000"))
     svc.start()
     try:
-        svc.mqtt_port, svc.http_port = run_info(svc.state_dir)["mqtt_port"], run_info(svc.state_dir)["http_port"]
+        ports = run_info(svc.state_dir)["mqtt_port"], run_info(svc.state_dir)["http_port"]
+        assert (svc.mqtt_port, svc.http_port) == ports and 0 not in ports
         # serve --mqtt-port 0 --http-port 0 announces the ports it really listens on.
         assert f"ready: mqtts://localhost:{svc.mqtt_port} http://127.0.0.1:{svc.http_port} " in svc.log_text()
         thing = unique("clock")
@@ -145,8 +146,7 @@ def test_a_normal_speed_run_after_a_sped_up_one_keeps_the_wall_clock(tmp_path: P
         assert created > time.time() + 3600  # the premise: the state's clock ran ahead
 
         svc.stop()
-        svc.extra_args = ()
-        svc._iot = None
+        svc.extra_args = ()  # the same service, at normal speed (on the same ports)
         svc.start()
         assert "ahead of the wall clock" in svc.log_text()
         soon = svc.create_job(thing, {"op": "later"}, schedulingConfig={"startTime": utc_minute(time.time() + 35 * 60)})

@@ -30,7 +30,7 @@ def client(service: ServiceProcess, name: str = "iot", **overrides: Any) -> Any:
     import boto3
     from botocore.config import Config
 
-    key_id, secret = service.credentials()
+    key_id, secret = service.credentials.access_key_id, service.credentials.secret_access_key
     options: dict[str, Any] = {
         "endpoint_url": service.http_endpoint,
         "region_name": service.region,
@@ -158,7 +158,7 @@ def _aws_cli() -> str:
 
 def test_the_aws_cli_works_with_the_exports_of_env(service: ServiceProcess) -> None:
     thing = unique("cli")
-    exports = service.env(thing)
+    exports = service.cli_env(thing)  # what the CLI prints, as a user pastes it
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(exports)
     env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull

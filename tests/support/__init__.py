@@ -8,15 +8,14 @@ tests reach it the way real clients do. The fixtures that use these helpers are 
   :func:`~support.common.free_port`.
 * :mod:`support.processes` - watching processes that are not our children (:class:`~support.processes.ExitWatch`,
   ``/proc`` look-ups).
-* :mod:`support.service` - :class:`~support.service.ServiceProcess`: one running service (state dir, ports,
-  log) with helpers to provision things, build a boto3 ``iot`` client, and stop / restart / ``kill -9`` it;
-  :func:`~support.service.new_service` starts one on free ports.
-* :mod:`support.logs` - the services currently running, and printing their logs for a failing session.
-* :mod:`support.events` - the event kinds of :class:`~support.device.Device` and
-  :func:`~support.events.modeled` (plain data of SDK objects for assertion messages).
-* :mod:`support.device` - :class:`~support.device.Device`: a device on the AWS IoT Device SDK v2, an MQTT5
-  mTLS client plus ``IotJobsClientV2`` with both event streams open; events are collected in thread-safe
-  queues.
+* :mod:`support.service` - :class:`~support.service.ServiceProcess`: the package's
+  :class:`iot_jobs_local.testing.LocalService` (one running service: state dir, ports, log, start / stop /
+  restart / ``kill -9``) with what only this suite needs: the CLI, a reused boto3 ``iot`` client, read-only
+  SQL on its database, its Mosquitto's pids; :func:`~support.service.new_service` starts one on free ports.
+* :mod:`support.logs` - printing a service's logs for a failing session.
+* The SDK device is the package's :class:`iot_jobs_local.testing.Device` (``IotJobsClientV2`` over MQTT5
+  mTLS with both event streams open; its event kinds and :func:`~iot_jobs_local.testing.device.modeled`
+  are in :mod:`iot_jobs_local.testing.device`).
 * :mod:`support.raw_device` - :class:`~support.raw_device.RawDevice`: a device on paho-mqtt 2.x (MQTT 5,
   same certificate) that publishes arbitrary payloads on arbitrary topics and records every message it
   receives, for what the SDK cannot send; :func:`~support.raw_device.paho_client`.
@@ -25,5 +24,5 @@ tests reach it the way real clients do. The fixtures that use these helpers are 
 
 Rules the helpers follow (and tests should too): no fixed sleeps to synchronise - wait for a line,
 a future or an event with a deadline; the only bounded waits are the "nothing arrives" assertions
-(:meth:`Device.assert_no_event`, :meth:`RawDevice.assert_no_message`), kept at or below one second.
+(``Device.assert_no_event``, :meth:`RawDevice.assert_no_message`), kept at or below one second.
 """

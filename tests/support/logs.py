@@ -1,4 +1,4 @@
-"""The services currently running, and their logs for a failing test or session."""
+"""Printing a service's logs (its own and Mosquitto's) for a failing test or session."""
 
 from __future__ import annotations
 
@@ -9,9 +9,6 @@ import pytest
 
 if TYPE_CHECKING:
     from support.service import ServiceProcess
-
-#: Services currently running, so that a failing test's report can show their logs.
-RUNNING: list[ServiceProcess] = []
 
 
 def print_logs(config: pytest.Config, service: ServiceProcess) -> None:

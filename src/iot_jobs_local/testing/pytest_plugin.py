@@ -13,11 +13,14 @@ Inert unless a test asks: the service starts the first time a test uses one of t
   isolate themselves by never reusing a thing or job name.
 * ``iot_jobs_local_reset`` (function): the same service with its state wiped before the test, for
   tests that need an empty service (it restarts it: slower than fresh names).
+
+A failing test's report gets a section with the tail of the log of every :class:`LocalService`
+running in the test process (the fixture's, and any a test started itself).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -35,6 +38,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="ARG",
         help="an extra argument for the iot_jobs_local fixture's `iot-jobs-local serve` (repeatable)",
     )
+
+
+#: How much of each running service's log a failing test's report shows.
+LOG_TAIL_LINES = 80
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """Attach the tail of every running service's log to a failing test's report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for service in LocalService.running():
+            tail = "\n".join(service.log_text().splitlines()[-LOG_TAIL_LINES:])
+            report.sections.append((f"iot-jobs-local log tail ({service.log_path})", tail))
 
 
 @pytest.fixture(scope="session")

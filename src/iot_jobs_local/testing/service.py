@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..state_dir import Credentials, RunInfo, StateDir
 
@@ -33,8 +33,13 @@ class LocalService:
             iot = svc.client("iot")
             device = svc.device("my-thing")
 
-    ``extra_args`` go to ``serve`` (``("--time-scale", "600")``). Its output is in ``log_path``.
+    ``extra_args`` go to ``serve`` (``("--time-scale", "600")``; an attribute: a later
+    :meth:`start` uses what it holds then). Its output is appended to ``log_path`` (default:
+    ``service.log`` in the state directory), across restarts.
     """
+
+    #: The services started and not yet stopped, in this process (for log tails of failing tests).
+    _running: ClassVar[list[LocalService]] = []
 
     def __init__(
         self,
@@ -44,6 +49,7 @@ class LocalService:
         http_port: int = 0,
         extra_args: Sequence[str] = (),
         start_timeout: float = 30.0,
+        log_path: Path | str | None = None,
     ) -> None:
         self._temp: tempfile.TemporaryDirectory[str] | None = None
         if state_dir is None:
@@ -53,20 +59,31 @@ class LocalService:
         self._ports = (mqtt_port, http_port)
         self.extra_args = tuple(extra_args)
         self.start_timeout = start_timeout
+        self._log_path = Path(log_path).expanduser().resolve() if log_path is not None else None
         self._process: subprocess.Popen[bytes] | None = None
         self._info: RunInfo | None = None
         self._devices: list[Device] = []
 
+    @classmethod
+    def running(cls) -> list[LocalService]:
+        """The services of this process started and not yet stopped (the pytest plugin attaches
+        the tail of each one's log to a failing test's report)."""
+        return list(cls._running)
+
     # lifecycle -----------------------------------------------------------------------------------
-    def start(self) -> LocalService:
+    def start(self, timeout: float | None = None) -> LocalService:
+        """Start the service (if it is not running) and return once it is ready, or raise
+        :class:`LocalServiceError` with its log. After the first start it comes back on the same
+        ports. ``timeout``: default ``start_timeout``."""
         if self._process is not None and self._process.poll() is None:
             return self
         self.state.create()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        mqtt_port, http_port = self._ports
-        command = [sys.executable, "-m", "iot_jobs_local", "--state-dir", str(self.state.root), "serve"]
-        command += ["--mqtt-port", str(mqtt_port), "--http-port", str(http_port), *self.extra_args]
+        command = self.command()
         with open(self.log_path, "ab") as log:
+            log.write(f"==== {' '.join(command)}\n".encode())
+            log.flush()
             self._process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
@@ -75,7 +92,7 @@ class LocalService:
                 start_new_session=True,  # a Ctrl-C at the test runner's terminal is the runner's to handle
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
-        deadline = time.monotonic() + self.start_timeout
+        deadline = time.monotonic() + (self.start_timeout if timeout is None else timeout)
         while (info := self.state.read_run_info()) is None or info.pid != self._process.pid:
             if self._process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
@@ -87,17 +104,50 @@ class LocalService:
         self._info = info
         # A restart (reset) comes back on the same ports, so clients made before keep working.
         self._ports = (info.mqtt_port, info.http_port)
+        if self not in LocalService._running:
+            LocalService._running.append(self)
         return self
 
-    def stop(self, grace: float = 10.0) -> None:
-        """Disconnect the devices made here, then SIGTERM the service (SIGKILL after ``grace`` s)."""
-        for device in self._devices:
+    def command(self) -> list[str]:
+        """The ``serve`` command line :meth:`start` runs (this Python, ``-m iot_jobs_local``)."""
+        mqtt_port, http_port = self._ports
+        command = [sys.executable, "-m", "iot_jobs_local", "--state-dir", str(self.state.root), "serve"]
+        return [*command, "--mqtt-port", str(mqtt_port), "--http-port", str(http_port), *self.extra_args]
+
+    def stop(self, grace: float = 10.0) -> int | None:
+        """Disconnect the devices made here, then SIGTERM the service (SIGKILL after ``grace`` s).
+        Returns its exit code (0: it stopped in order), None if it was not started."""
+        for device in list(self._devices):
             device.stop()
         self._devices.clear()
+        with contextlib.suppress(ValueError):
+            LocalService._running.remove(self)
         process, self._process = self._process, None
         if process is None:
-            return
-        terminate(process, grace)
+            return None
+        return terminate(process, grace)
+
+    def restart(self, timeout: float | None = None) -> None:
+        """Stop in order, then start again on the same state directory and ports."""
+        self.stop()
+        self.start(timeout)
+
+    def kill(self) -> int:
+        """``kill -9`` the service process (not its children: its Mosquitto follows by itself) and
+        reap it, for tests of what survives a crash; :meth:`start` brings it back on the same state
+        and ports. Returns the killed pid."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            raise LocalServiceError("the service is not running")
+        for device in list(self._devices):
+            device.stop()
+        self._devices.clear()
+        with contextlib.suppress(ValueError):
+            LocalService._running.remove(self)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        self._process = None
+        return process.pid
 
     def reset(self) -> None:
         """Stop, delete the state (jobs, things, certificates), start again on the same ports and
@@ -128,8 +178,36 @@ class LocalService:
         return self._info
 
     @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The ``serve`` child while it runs (None once stopped)."""
+        return self._process
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def state_dir(self) -> Path:
+        return self.state.root
+
+    @property
     def log_path(self) -> Path:
-        return self.state.log_path
+        """Where the service's output goes (appended across restarts)."""
+        return self._log_path or self.state.log_path
+
+    def log_text(self) -> str:
+        """The service's output so far (all its runs)."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no service log)"
+
+    def broker_log_text(self) -> str:
+        """Mosquitto's log (``broker/mosquitto.log`` in the state directory)."""
+        try:
+            return (self.state.broker_dir / "mosquitto.log").read_text(errors="replace")
+        except OSError:
+            return "(no broker log)"
 
     @property
     def mqtt_endpoint(self) -> str:
@@ -138,7 +216,13 @@ class LocalService:
 
     @property
     def mqtt_port(self) -> int:
-        return self.info.mqtt_port
+        """The device port (before the first start: the one asked for, 0 for a free one)."""
+        return self._info.mqtt_port if self._info is not None else self._ports[0]
+
+    @property
+    def http_port(self) -> int:
+        """The HTTP API's port (before the first start: the one asked for, 0 for a free one)."""
+        return self._info.http_port if self._info is not None else self._ports[1]
 
     @property
     def http_endpoint(self) -> str:
@@ -163,10 +247,12 @@ class LocalService:
         """The local AWS access key id and secret key the HTTP API accepts (SigV4)."""
         return self.state.credentials()
 
-    def env(self) -> dict[str, str]:
-        """Variables that point boto3 and the AWS CLI here (as ``iot-jobs-local env`` prints)."""
+    def env(self, thing: str | None = None) -> dict[str, str]:
+        """Variables that point boto3 and the AWS CLI here; with ``thing``, also the device's
+        (``IOT_JOBS_*``: endpoint, port, CA, its certificate and key, provisioning it), as
+        ``iot-jobs-local env --thing THING`` prints them."""
         creds = self.credentials
-        return {
+        out = {
             "AWS_ENDPOINT_URL_IOT": self.http_endpoint,
             "AWS_ENDPOINT_URL_IOT_JOBS_DATA_PLANE": self.http_endpoint,
             "AWS_REGION": self.region,
@@ -174,9 +260,23 @@ class LocalService:
             "AWS_ACCESS_KEY_ID": creds.access_key_id,
             "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
         }
+        if thing is not None:
+            cert, key = self.provision(thing)
+            out |= {
+                "IOT_JOBS_ENDPOINT": self.mqtt_endpoint,
+                "IOT_JOBS_PORT": str(self.mqtt_port),
+                "IOT_JOBS_CA_FILE": str(self.ca_file),
+                "IOT_JOBS_CERT": str(cert),
+                "IOT_JOBS_KEY": str(key),
+                "IOT_JOBS_THING_NAME": thing,
+            }
+        return out
 
     def thing_arn(self, thing: str) -> str:
         return f"arn:aws:iot:{self.region}:{self.account}:thing/{thing}"
+
+    def job_arn(self, job_id: str) -> str:
+        return f"arn:aws:iot:{self.region}:{self.account}:job/{job_id}"
 
     # clients -----------------------------------------------------------------------------------
     def client(self, service_name: str, **kwargs: Any) -> Any:
@@ -200,18 +300,28 @@ class LocalService:
 
         return provision(self.state, thing, self.region, self.account)
 
-    def device(self, thing: str | None = None, *, client_id: str | None = None, timeout: float = 10.0) -> Device:
+    def device(
+        self,
+        thing: str | None = None,
+        *,
+        client_id: str | None = None,
+        timeout: float = 10.0,
+        files: tuple[Path, Path] | None = None,
+        **client_options: Any,
+    ) -> Device:
         """A connected :class:`Device` for ``thing`` (a fresh unique thing if None), provisioned
-        first; disconnected when the service stops."""
+        first unless ``files`` (certificate, key) are given; disconnected when the service stops.
+        ``client_options`` go to the SDK's ``mtls_from_path`` (e.g. ``min_reconnect_delay_ms``)."""
         from .device import Device
 
         name = thing or unique_name("thing")
-        cert, key = self.provision(name)
-        made = Device(self, name, cert, key, client_id=client_id, timeout=timeout)
+        cert, key = files if files is not None else self.provision(name)
+        made = Device(self, name, cert, key, client_id=client_id, timeout=timeout, **client_options)
         self._devices.append(made)
         return made
 
     def forget(self, device: Device) -> None:
+        """No longer disconnect ``device`` when the service stops (it stopped by itself)."""
         with contextlib.suppress(ValueError):
             self._devices.remove(device)
 
