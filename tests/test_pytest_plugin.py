@@ -8,9 +8,10 @@ import os
 import re
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
-import tomllib
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "testing-your-device.md"
@@ -97,6 +98,25 @@ def test_the_documented_python_api_example_runs(tmp_path: Path) -> None:
     assert result.stdout.splitlines()[-1] == "hello"
 
 
-def test_the_plugin_is_registered_as_a_pytest11_entry_point() -> None:
+def test_the_plugin_is_declared_as_a_pytest11_entry_point() -> None:
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["entry-points"]["pytest11"] == {"iot_jobs_local": "iot_jobs_local.testing.pytest_plugin"}
+
+
+def test_the_installed_package_registers_the_plugin() -> None:
+    """What pytest itself reads (any Python the package supports): the installed entry points."""
+    found = {ep.name: ep.value for ep in metadata.entry_points(group="pytest11") if ep.name == "iot_jobs_local"}
+    if not found:
+        pytest.skip("the package is not installed here (only on PYTHONPATH): no entry points to read")
+    assert found == {"iot_jobs_local": "iot_jobs_local.testing.pytest_plugin"}
+
+
+def test_a_failing_test_shows_the_tail_of_the_service_log(tmp_path: Path) -> None:
+    (tmp_path / "test_fails.py").write_text(
+        "def test_fails(iot_client):\n    iot_client.list_jobs()\n    assert False, 'on purpose'\n"
+    )
+    result = run_pytest(tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "iot-jobs-local log tail (" in result.stdout
+    assert "iot-jobs-local ready: mqtts://localhost:" in result.stdout

@@ -243,8 +243,12 @@ def new_crl(ca: Issued, revoked_serials: Iterable[int]) -> bytes:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write a file readable by its owner only (keys, credentials)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a file readable by its owner only (keys, credentials), in directories made private
+    too: whatever the umask of the process (a test harness provisioning in-process, say)."""
+    missing = [parent for parent in [path.parent, *path.parent.parents] if not parent.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)  # mkdir's mode is masked by the umask
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)

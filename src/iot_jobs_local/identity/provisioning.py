@@ -135,7 +135,7 @@ def provision(state: DeviceFiles, thing: str, registry: Registry) -> tuple[Path,
             return cert_path, key_path
     arn, certificate_pem, private_key_pem = registry.create_keys_and_certificate()
     pki.write_private(key_path, private_key_pem)
-    cert_path.write_bytes(certificate_pem)
+    pki.write_private(cert_path, certificate_pem)  # private as all of the state directory
     _attach_default(registry, thing, arn)
     return cert_path, key_path
 

@@ -115,11 +115,9 @@ class LocalService:
         return [*command, "--mqtt-port", str(mqtt_port), "--http-port", str(http_port), *self.extra_args]
 
     def stop(self, grace: float = 10.0) -> int | None:
-        """Disconnect the devices made here, then SIGTERM the service (SIGKILL after ``grace`` s).
-        Returns its exit code (0: it stopped in order), None if it was not started."""
-        for device in list(self._devices):
-            device.stop()
-        self._devices.clear()
+        """SIGTERM the service (SIGKILL after ``grace`` s). Returns its exit code (0: it stopped in
+        order), None if it was not started. Devices made here stay: they reconnect by themselves
+        when it starts again, as after an outage on AWS (:meth:`close` disconnects them)."""
         with contextlib.suppress(ValueError):
             LocalService._running.remove(self)
         process, self._process = self._process, None
@@ -139,9 +137,6 @@ class LocalService:
         process = self._process
         if process is None or process.poll() is not None:
             raise LocalServiceError("the service is not running")
-        for device in list(self._devices):
-            device.stop()
-        self._devices.clear()
         with contextlib.suppress(ValueError):
             LocalService._running.remove(self)
         process.send_signal(signal.SIGKILL)
@@ -154,11 +149,20 @@ class LocalService:
         with the same access key (boto3 clients made before keep working; devices must reconnect)."""
         from ..control import reset
 
+        self.disconnect_devices()  # their certificates are about to go
         self.stop()
         reset(self.state, stop_first=False, keep_credentials=True)
         self.start()
 
+    def disconnect_devices(self) -> None:
+        """Disconnect every :class:`Device` made by :meth:`device` that is still connected."""
+        for device in list(self._devices):
+            device.stop()
+        self._devices.clear()
+
     def close(self) -> None:
+        """Disconnect the devices made here, stop the service, remove a temporary state directory."""
+        self.disconnect_devices()
         self.stop()
         if self._temp is not None:
             self._temp.cleanup()
@@ -310,7 +314,8 @@ class LocalService:
         **client_options: Any,
     ) -> Device:
         """A connected :class:`Device` for ``thing`` (a fresh unique thing if None), provisioned
-        first unless ``files`` (certificate, key) are given; disconnected when the service stops.
+        first unless ``files`` (certificate, key) are given; disconnected by :meth:`close` and
+        :meth:`reset` (not by :meth:`stop`: it reconnects when the service is back).
         ``client_options`` go to the SDK's ``mtls_from_path`` (e.g. ``min_reconnect_delay_ms``)."""
         from .device import Device
 
