@@ -212,3 +212,9 @@ def test_status_lists_the_connected_devices(tmp_path: Path) -> None:
         while clients():
             assert time.monotonic() < deadline, "status still lists a disconnected device"
             time.sleep(0.1)
+
+
+def test_local_service_env_of_a_thing_is_what_the_cli_prints(service: ServiceProcess) -> None:
+    thing = unique("env")
+    assert service.env(thing) == service.cli_env(thing)
+    assert set(service.env()) == {name for name in service.env(thing) if name.startswith("AWS_")}
