@@ -90,7 +90,8 @@ class BrokerConfig:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A port free on ``host`` now (another program may take it before it is bound again)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
@@ -226,7 +227,7 @@ class Broker:
     def _pick_ports(self) -> None:
         config = self.config
         if self._picking["device"]:
-            config = replace(config, device_port=self._pick_port(config.bind_address))
+            config = replace(config, device_port=self._pick_port(config.bind_address or "127.0.0.1"))
         if self._picking["service"]:
             config = replace(config, service_port=self._pick_port("127.0.0.1"))
         self.config = config
@@ -257,8 +258,9 @@ class Broker:
             except BrokerError:
                 if ADDRESS_IN_USE not in self._log_since(offset):
                     raise
-                taken = self._taken()
-                if attempt == PORT_ATTEMPTS or not taken or not all(picked for _, _, picked in taken):
+                # A port given explicitly is the caller's to free; one we picked we pick again (even
+                # if whoever took it let it go meanwhile: Mosquitto did find it in use).
+                if attempt == PORT_ATTEMPTS or any(not picked for _, _, picked in self._taken()):
                     raise
                 continue
             self._picking = {name: False for name in self._picking}  # restarts keep these ports
