@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .broker.access import AccessManager
+from .broker.acl_feed import AclFeed
 from .broker.gate import ConnectGate
 from .broker.process import Broker, BrokerConfig, BrokerError, free_port
 from .broker.watch import BrokerWatch
@@ -177,9 +178,10 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
         bind_address=options.bind_address,
         crl_file=state.crl_file,
     )
-    access = AccessManager(identity, state.ca, config.device_acl, state.crl_file)
-    access.write_files()
-    broker = Broker(config, ConnectGate(identity.may_connect))
+    feed = AclFeed()
+    access = AccessManager(identity, state.ca, state.crl_file, feed)
+    access.prepare()
+    broker = Broker(config, ConnectGate(identity.may_connect), feed)
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(http_socket.close)
         stack.callback(store.close)

@@ -51,6 +51,7 @@ PUBLISHABLE_RESERVED = (
 )
 
 _ACTIONS = {"iot:Publish": WRITE, "iot:Receive": READ}
+_MODE_LETTERS = {"deny": "d", READ: "r", WRITE: "w", "readwrite": "b"}
 
 
 @dataclass(frozen=True)
@@ -76,14 +77,24 @@ class CertificateAcl:
     #: wildcard: the ACL must be rebuilt when this certificate connects with a new client id.
     needs_live_client_ids: bool = False
 
-    def render(self) -> list[str]:
-        lines = [f"user {self.common_name}"]
-        lines += [f"topic deny {f}" for f in self.denies]
+    def entries(self) -> list[tuple[str, str]]:
+        """(mode, filter) in the order the broker checks them: ``deny`` first, then ``read``,
+        ``write`` or ``readwrite``; grants that lost every access to a Deny are left out."""
+        out = [("deny", f) for f in self.denies]
         for topic_filter, access in sorted(self.grants.items()):
             if access:
-                mode = "readwrite" if access == {READ, WRITE} else next(iter(access))
-                lines.append(f"topic {mode} {topic_filter}")
-        return lines
+                out.append(("readwrite" if access == {READ, WRITE} else next(iter(access)), topic_filter))
+        return out
+
+    def entries_text(self) -> bytes:
+        """The entries as the broker plugin's table takes them (``connect_auth.c``): one
+        ``<d|r|w|b> <filter>`` line each (a filter with a newline cannot be written, and is left out)."""
+        lines = [f"{_MODE_LETTERS[mode]} {f}\n" for mode, f in self.entries() if "\n" not in f]
+        return "".join(lines).encode()
+
+    def render(self) -> list[str]:
+        """The ACL file's section (Mosquitto without the plugin: tests of the broker alone)."""
+        return [f"user {self.common_name}", *(f"topic {mode} {f}" for mode, f in self.entries())]
 
 
 # MQTT filter algebra -----------------------------------------------------------------------------
