@@ -31,6 +31,7 @@ from .http_api import identity_handlers
 from .http_api.server import HttpApi
 from .http_api.sigv4 import Verifier
 from .identity.groups import Groups
+from .identity.keys import KeyMaker
 from .identity.provisioning import LocalRegistry, adopt_legacy_devices
 from .identity.service import IdentityService
 from .identity.store import IdentityStore
@@ -221,7 +222,9 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
             data_host="localhost", jobs_address=f"{_local_host(options.bind_address)}:{options.http_port}"
         )
         api_class = LoggedHttpApi if options.log_requests else HttpApi
-        api = api_class(engine, verifier, identity_handlers.handlers(identity, endpoints), access.settled)
+        keys = KeyMaker()
+        stack.callback(keys.close)
+        api = api_class(engine, verifier, identity_handlers.handlers(identity, endpoints, keys), access.settled)
         http_server = api.server()
         stack.push_async_callback(http_server.close)
         try:
