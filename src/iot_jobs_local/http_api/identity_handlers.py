@@ -294,9 +294,7 @@ def delete_thing(ctx: Context, engine: Any, p: dict[str, Any]) -> dict[str, Any]
     return thing_handlers.delete_thing(engine, p)
 
 
-def handlers(
-    identity: IdentityService, endpoints: Endpoints, keys: KeyMaker | None = None
-) -> dict[str, LaterHandler]:
+def handlers(identity: IdentityService, endpoints: Endpoints, keys: KeyMaker | None = None) -> dict[str, LaterHandler]:
     """The table above, bound to one identity service (the engine argument is not used), and the
     registry operations that the identity service constrains."""
     ctx = Context(identity, endpoints, keys)

@@ -87,7 +87,7 @@ class IdentityService:
         self._listeners: list[Listener] = []
         self._groups = groups
         self.policies = PolicyBook(store, self.arn_prefix, clock, self._changed, self._principal, groups)
-        self._ca_parts: tuple[bytes, pki.Signer] | None = None
+        self._ca_signer: pki.Signer | None = None
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -105,12 +105,11 @@ class IdentityService:
         return f"{self.arn_prefix}:cert/{certificate_id}"
 
     def _signer(self) -> pki.Signer:
-        """The CA's parsed key and certificate, kept while the CA is the same (parsing them again
-        for every certificate cost more than signing)."""
-        pem = self._ca().certificate_pem
-        if self._ca_parts is None or self._ca_parts[0] != pem:
-            self._ca_parts = (pem, pki.Signer(self._ca()))
-        return self._ca_parts[1]
+        """The CA's parsed key and certificate, read once (the CA does not change while the
+        service runs; reading and parsing it for every certificate cost more than signing)."""
+        if self._ca_signer is None:
+            self._ca_signer = pki.Signer(self._ca())
+        return self._ca_signer
 
     def create_keys_and_certificate(
         self, set_as_active: bool, private_key_pem: bytes | None = None

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS identity_certificates (
     generation_id TEXT NOT NULL,
     customer_version INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS identity_certificates_by_arn ON identity_certificates (certificate_arn);
 CREATE TABLE IF NOT EXISTS identity_revoked_serials (
     serial_number TEXT PRIMARY KEY
 );
