@@ -91,32 +91,32 @@ class RawIot:
             raise RuntimeError(f"{method} {path}: HTTP {response.status}: {payload[:300]!r}")
         return json.loads(payload) if payload else {}
 
-    def create_policy(self, policyName: str, policyDocument: str) -> dict[str, Any]:  # noqa: N803 - boto3's names
+    def create_policy(self, policyName: str, policyDocument: str) -> dict[str, Any]:
         return self._call("POST", f"/policies/{policyName}", body={"policyDocument": policyDocument})
 
-    def create_thing_group(self, thingGroupName: str) -> dict[str, Any]:  # noqa: N803
+    def create_thing_group(self, thingGroupName: str) -> dict[str, Any]:
         return self._call("POST", f"/thing-groups/{thingGroupName}", body={})
 
-    def describe_thing_group(self, thingGroupName: str) -> dict[str, Any]:  # noqa: N803
+    def describe_thing_group(self, thingGroupName: str) -> dict[str, Any]:
         return self._call("GET", f"/thing-groups/{thingGroupName}")
 
-    def create_thing(self, thingName: str) -> dict[str, Any]:  # noqa: N803
+    def create_thing(self, thingName: str) -> dict[str, Any]:
         return self._call("POST", f"/things/{thingName}", body={})
 
-    def create_certificate_from_csr(self, certificateSigningRequest: str, setAsActive: bool) -> dict[str, Any]:  # noqa: N803
+    def create_certificate_from_csr(self, certificateSigningRequest: str, setAsActive: bool) -> dict[str, Any]:
         query = {"setAsActive": "true" if setAsActive else "false"}
         return self._call("POST", "/certificates", query, {"certificateSigningRequest": certificateSigningRequest})
 
-    def create_keys_and_certificate(self, setAsActive: bool) -> dict[str, Any]:  # noqa: N803
+    def create_keys_and_certificate(self, setAsActive: bool) -> dict[str, Any]:
         return self._call("POST", "/keys-and-certificate", {"setAsActive": "true" if setAsActive else "false"})
 
-    def attach_policy(self, policyName: str, target: str) -> dict[str, Any]:  # noqa: N803
+    def attach_policy(self, policyName: str, target: str) -> dict[str, Any]:
         return self._call("PUT", f"/target-policies/{policyName}", body={"target": target})
 
-    def attach_thing_principal(self, thingName: str, principal: str) -> dict[str, Any]:  # noqa: N803
+    def attach_thing_principal(self, thingName: str, principal: str) -> dict[str, Any]:
         return self._call("PUT", f"/things/{thingName}/principals", **{"x-amzn-principal": principal})
 
-    def add_thing_to_thing_group(self, thingGroupName: str, thingName: str) -> dict[str, Any]:  # noqa: N803
+    def add_thing_to_thing_group(self, thingGroupName: str, thingName: str) -> dict[str, Any]:
         body = {"thingGroupName": thingGroupName, "thingName": thingName}
         return self._call("PUT", "/thing-groups/addThingToThingGroup", body=body)
 

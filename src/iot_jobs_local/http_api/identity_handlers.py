@@ -18,8 +18,8 @@ from ..identity.paging import next_marker, window
 from ..identity.service import IdentityService
 from ..identity.store import Policy, PolicyVersion
 from . import certificate_handlers, thing_handlers
-from .identity_context import Context, Endpoints, Operation
 from .handler import LaterHandler
+from .identity_context import Context, Endpoints, Operation
 
 __all__ = ["OPERATIONS", "Context", "Endpoints", "handlers"]
 

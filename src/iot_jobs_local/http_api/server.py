@@ -22,8 +22,8 @@ from ..engine.uuids import random_uuid
 from ..identity.errors import IdentityError
 from ..jobs import errors
 from . import data_handlers, iot_handlers
-from .http11 import HttpServer, Reply, Request, Settle
 from .handler import LaterHandler
+from .http11 import HttpServer, Reply, Request, Settle
 from .routes import BadRequest, RouteTable, error_status, load_routes, match, parse_input
 from .sigv4 import AuthFailure, Verifier
 
