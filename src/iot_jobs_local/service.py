@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .broker import limits
 from .broker.access import AccessManager
 from .broker.acl_feed import AclFeed
 from .broker.gate import ConnectGate
@@ -61,6 +62,9 @@ class ServiceOptions:
     time_scale: float = 1.0
     #: One log line per HTTP operation and MQTT request (``serve --log-requests``).
     log_requests: bool = False
+    #: Device connections to be ready for (``serve --max-devices``); None: the default, lowered to
+    #: what the open-file hard limit allows.
+    max_devices: int | None = None
 
 
 async def _supervise(broker: Broker, stop: asyncio.Event) -> None:
@@ -132,6 +136,10 @@ class _RunInfoWriter:
 
 
 async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
+    try:
+        capacity = limits.ensure(options.max_devices)
+    except limits.LimitError as exc:
+        raise ServiceError(str(exc)) from None
     state = StateDir(options.state_dir)
     state.ensure_pki()
     running = state.read_run_info()
@@ -178,6 +186,9 @@ async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
         service_password=creds.broker_password,
         bind_address=options.bind_address,
         crl_file=state.crl_file,
+        max_connections=capacity.max_devices,
+        # Every device's request reaches the service's one connection: room for a few per device.
+        max_queued_messages=max(1000, 10 * capacity.max_devices),
     )
     feed = AclFeed()
     access = AccessManager(identity, state.ca, state.crl_file, feed)

@@ -73,6 +73,11 @@ class BrokerConfig:
     bind_address: str = "127.0.0.1"
     #: Certificates the device listener refuses (PEM CRL of the CA), or None for no CRL.
     crl_file: Path | None = None
+    #: Device connections the device listener accepts at once (-1: no limit of its own).
+    max_connections: int = -1
+    #: Packets Mosquitto queues for one client before it drops QoS 0 ones (its default is 1000):
+    #: the service's own connection receives every device's requests, a burst of a whole fleet.
+    max_queued_messages: int = 1000
 
     @property
     def device_acl(self) -> Path:
@@ -119,12 +124,14 @@ def render_config(
         # The payload itself is held to 128 KB too (PUBACK 0x95 at QoS 1, dropped at QoS 0).
         f"max_packet_size {MAX_PAYLOAD_BYTES + PACKET_OVERHEAD}",
         f"message_size_limit {MAX_PAYLOAD_BYTES}",
+        f"max_queued_messages {config.max_queued_messages}",
     ]
     if as_root:
         lines.append("user root")
     lines += [
         "",
         f"listener {config.device_port} {config.bind_address}",
+        f"max_connections {config.max_connections}",
         "require_certificate true",
         *(
             [f"plugin {gate[0]}", f"plugin_opt_socket_fd {gate[1]}", f"plugin_opt_timeout_ms {GATE_TIMEOUT_MS}"]

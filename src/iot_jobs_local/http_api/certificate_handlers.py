@@ -9,6 +9,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from ..identity.errors import ResourceNotFoundException
+from ..identity.pki import KeyPair
 from ..identity.store import Certificate
 from .identity_context import Context, Operation
 
@@ -37,13 +38,13 @@ def create_keys_and_certificate(ctx: Context, p: dict[str, Any]) -> dict[str, An
     keys = ctx.keys
 
     async def later() -> dict[str, Any]:
-        return _keys_and_certificate(ctx, active, await keys.rsa_key_pem())
+        return _keys_and_certificate(ctx, active, await keys.rsa_key_pair())
 
     return later()
 
 
-def _keys_and_certificate(ctx: Context, active: bool, private_key_pem: bytes | None) -> dict[str, Any]:
-    certificate, issued = ctx.identity.create_keys_and_certificate(active, private_key_pem)
+def _keys_and_certificate(ctx: Context, active: bool, keys: KeyPair | None) -> dict[str, Any]:
+    certificate, issued = ctx.identity.create_keys_and_certificate(active, keys)
     return {
         "certificateArn": certificate.certificate_arn,
         "certificateId": certificate.certificate_id,

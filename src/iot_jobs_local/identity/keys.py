@@ -32,12 +32,12 @@ class KeyMaker:
         self._workers = workers or os.cpu_count() or 1
         self._pool: ProcessPoolExecutor | None = None
 
-    async def rsa_key_pem(self) -> bytes:
+    async def rsa_key_pair(self) -> pki.KeyPair:
         if self._pool is None:
             # forkserver: the service has threads (SQLite, the resolver), which fork does not copy safely.
             context = multiprocessing.get_context("forkserver")
             self._pool = ProcessPoolExecutor(self._workers, mp_context=context, initializer=_die_with_parent)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, pki.new_rsa_key_pem)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, pki.new_rsa_key_pair)
 
     def close(self) -> None:
         if self._pool is not None:

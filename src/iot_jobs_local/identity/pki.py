@@ -124,13 +124,24 @@ def _ca_parts(ca: Issued) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
     return ca_cert, ca_key
 
 
-def new_rsa_key_pem() -> bytes:
-    """An RSA-2048 private key as PKCS#1 PEM, as AWS returns it (~55 ms of CPU: a module-level
-    function, so that a worker process can make it)."""
+@dataclass(frozen=True)
+class KeyPair:
+    """A private key as PEM, and its public key as PEM (reading the public key back from the
+    private one would validate the whole RSA key again, tens of milliseconds)."""
+
+    private_pem: bytes
+    public_pem: bytes
+
+
+def new_rsa_key_pair() -> KeyPair:
+    """An RSA-2048 key, the private part as PKCS#1 PEM, as AWS returns it (~55 ms of CPU: a
+    module-level function, so that a worker process can make it)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
+    private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
     )
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return KeyPair(private, public)
 
 
 class Signer:
@@ -176,11 +187,11 @@ class Signer:
             )
         return Issued(self._sign(builder), _key_pem(key))
 
-    def device_certificate(self, common_name: str, private_key_pem: bytes) -> Issued:
+    def device_certificate(self, common_name: str, keys: KeyPair) -> Issued:
         """A client certificate for this (RSA) key: what CreateKeysAndCertificate returns."""
-        key = serialization.load_pem_private_key(private_key_pem, password=None)
-        assert isinstance(key, rsa.RSAPrivateKey)
-        return Issued(self._sign(self._builder(common_name, key.public_key(), server=False)), private_key_pem)
+        public_key = serialization.load_pem_public_key(keys.public_pem)
+        assert isinstance(public_key, rsa.RSAPublicKey)
+        return Issued(self._sign(self._builder(common_name, public_key, server=False)), keys.private_pem)
 
     def sign_csr(self, csr_pem: bytes, common_name: str) -> bytes:
         """A client certificate for the CSR's public key (CreateCertificateFromCsr).
@@ -203,7 +214,7 @@ class Signer:
 def _leaf(ca: Issued, common_name: str, server: bool, rsa_key: bool = False) -> Issued:
     signer = Signer(ca)
     if rsa_key:
-        return signer.device_certificate(common_name, new_rsa_key_pem())
+        return signer.device_certificate(common_name, new_rsa_key_pair())
     return signer.leaf(common_name, server)
 
 

@@ -112,13 +112,11 @@ class IdentityService:
         return self._ca_signer
 
     def create_keys_and_certificate(
-        self, set_as_active: bool, private_key_pem: bytes | None = None
+        self, set_as_active: bool, keys: pki.KeyPair | None = None
     ) -> tuple[Certificate, pki.Issued]:
-        """``private_key_pem``: an RSA key made elsewhere (a worker process: making one costs
-        ~55 ms of CPU); without it, one is made here."""
-        issued = self._signer().device_certificate(
-            f"iot-cert.{secrets.token_hex(16)}", private_key_pem or pki.new_rsa_key_pem()
-        )
+        """``keys``: an RSA key made elsewhere (a worker process: making one costs ~55 ms of
+        CPU); without it, one is made here."""
+        issued = self._signer().device_certificate(f"iot-cert.{secrets.token_hex(16)}", keys or pki.new_rsa_key_pair())
         certificate = self.register(issued.certificate_pem, "ACTIVE" if set_as_active else "INACTIVE")
         return certificate, issued
 
