@@ -113,8 +113,11 @@ class RawIot:
     def attach_policy(self, policyName: str, target: str) -> dict[str, Any]:
         return self._call("PUT", f"/target-policies/{policyName}", body={"target": target})
 
-    def attach_thing_principal(self, thingName: str, principal: str) -> dict[str, Any]:
-        return self._call("PUT", f"/things/{thingName}/principals", **{"x-amzn-principal": principal})
+    def attach_thing_principal(
+        self, thingName: str, principal: str, thingPrincipalType: str | None = None
+    ) -> dict[str, Any]:
+        query = {"thingPrincipalType": thingPrincipalType} if thingPrincipalType else None
+        return self._call("PUT", f"/things/{thingName}/principals", query, **{"x-amzn-principal": principal})
 
     def add_thing_to_thing_group(self, thingGroupName: str, thingName: str) -> dict[str, Any]:
         body = {"thingGroupName": thingGroupName, "thingName": thingName}
