@@ -5,10 +5,12 @@ certificate's CN becomes the username, certificates on the CRL are refused, and 
 from each certificate's IoT policies says what it may publish and receive) and the service
 listener (username/password, for the service's own connections only).
 
-The device ACL and the CRL are written by the broker access manager (``broker_access.py``); on
-SIGHUP (``reload``) Mosquitto 2.0 re-reads both and applies the ACL to connected clients without
-disconnecting anyone. Mosquitto also publishes its log on ``$SYS/broker/log/<level>`` (``log_dest
-topic``), which is how the service learns which client id connected with which certificate.
+With the CONNECT plugin (the service always loads it), the device ACL is the plugin's table, fed
+by the access manager (``access.py``, ``acl_feed.py``) over an inherited socket; without it (tests
+of the broker alone) it is the ACL file. On SIGHUP (``reload``) Mosquitto 2.0 re-reads the CRL
+(and an ACL file) without disconnecting anyone. Mosquitto also publishes its log on
+``$SYS/broker/log/<level>`` (``log_dest topic``), which is how the service learns which client id
+connected with which certificate.
 
 The broker must never outlive the service, even after ``kill -9``: the child asks the kernel for
 SIGTERM when its parent dies (``PR_SET_PDEATHSIG``). Mosquitto started as root would switch to the
