@@ -38,9 +38,10 @@ def test_more_devices_than_the_hard_limit_allows_are_refused_in_one_line(tmp_pat
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard > 10_000_000:
         pytest.skip("no finite open-file hard limit to exceed")
+    state = str(tmp_path / "state")
+    argv = ["--state-dir", state, "serve", "--mqtt-port", "0", "--http-port", "0", "--max-devices", str(hard)]
     result = subprocess.run(
-        [sys.executable, "-m", "iot_jobs_local", "--state-dir", str(tmp_path / "state"), "serve"]
-        + ["--mqtt-port", "0", "--http-port", "0", "--max-devices", str(hard)],
+        [sys.executable, "-m", "iot_jobs_local", *argv],
         capture_output=True,
         text=True,
         timeout=60,
