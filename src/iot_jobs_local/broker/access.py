@@ -120,9 +120,9 @@ class AccessManager:
         have no rights any more (not ACTIVE, deleted)."""
         names = None if common_names is None else set(common_names)
         out: dict[str, bytes | None] = {cn: None for cn in (self._feed.table if names is None else names)}
-        if names is None:
-            self._compiled = {}
+        granted = set()
         for grant in self._identity.grants(names):
+            granted.add(grant.common_name)
             subject = self._subject(grant.common_name, self._identity.region, self._identity.account, grant.things)
             # Parsed statements are shared (policy_book parses each document once) but not
             # hashable (conditions are dicts): the key holds their ids, the value keeps them alive.
@@ -134,11 +134,13 @@ class AccessManager:
                 self._needs_live.add(grant.common_name)
             else:
                 self._needs_live.discard(grant.common_name)
-            out[grant.common_name] = compiled.entries_text() if " " not in grant.common_name else None
-        for cn, body in out.items():
-            if body is None:
-                self._compiled.pop(cn, None)
-                self._needs_live.discard(cn)
+            # No entries and no entry at all deny the same: a certificate that may do nothing yet
+            # (attached to its thing before the thing joins its group) costs the broker nothing.
+            out[grant.common_name] = (compiled.entries_text() or None) if " " not in grant.common_name else None
+        considered = self._compiled.keys() | self._needs_live if names is None else names
+        for cn in considered - granted:  # not ACTIVE any more, or deleted
+            self._compiled.pop(cn, None)
+            self._needs_live.discard(cn)
         return out
 
     def _write_crl(self) -> None:

@@ -269,8 +269,10 @@ class IdentityStore:
         return [row[0] for row in rows]
 
     def has_target_prefix(self, prefix: str) -> bool:
+        """A range on the target index (a fleet has a target per certificate: no scan of them)."""
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         row = self._db.execute(
-            "SELECT 1 FROM identity_policy_targets WHERE substr(target, 1, ?) = ? LIMIT 1", (len(prefix), prefix)
+            "SELECT 1 FROM identity_policy_targets WHERE target >= ? AND target < ? LIMIT 1", (prefix, upper)
         ).fetchone()
         return row is not None
 
