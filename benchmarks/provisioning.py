@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -84,8 +85,14 @@ class RawIot:
         if body is not None:
             request.headers["Content-Type"] = "application/json"
         self._auth.add_auth(request)
-        self._connection.request(method, target, body=data, headers=dict(request.headers.items()))
-        response = self._connection.getresponse()
+        try:
+            self._connection.request(method, target, body=data, headers=dict(request.headers.items()))
+            response = self._connection.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # The service closes keep-alive connections idle for a while: open a new one, once.
+            self._connection.close()
+            self._connection.request(method, target, body=data, headers=dict(request.headers.items()))
+            response = self._connection.getresponse()
         payload = response.read()
         if response.status >= 300:
             raise RuntimeError(f"{method} {path}: HTTP {response.status}: {payload[:300]!r}")
@@ -93,6 +100,10 @@ class RawIot:
 
     def create_policy(self, policyName: str, policyDocument: str) -> dict[str, Any]:
         return self._call("POST", f"/policies/{policyName}", body={"policyDocument": policyDocument})
+
+    def create_policy_version(self, policyName: str, policyDocument: str, setAsDefault: bool) -> dict[str, Any]:
+        query = {"setAsDefault": "true" if setAsDefault else "false"}
+        return self._call("POST", f"/policies/{policyName}/version", query, {"policyDocument": policyDocument})
 
     def create_thing_group(self, thingGroupName: str) -> dict[str, Any]:
         return self._call("POST", f"/thing-groups/{thingGroupName}", body={})
@@ -195,6 +206,7 @@ def run(n: int, threads: int, old_n: int, use_boto3: bool, source: Path | None) 
                 local.iot = iot_client(svc.endpoint, svc.keys) if use_boto3 else RawIot(svc.endpoint, svc.keys)
             return local.iot
 
+        load = [round(x, 2) for x in os.getloadavg()]  # the machine is shared: how busy it was
         made = time.perf_counter()
         requests = csrs(n)
         csr_seconds = time.perf_counter() - made
@@ -220,6 +232,10 @@ def run(n: int, threads: int, old_n: int, use_boto3: bool, source: Path | None) 
         fleet["service_tree_cpu_seconds"] = round(tree_cpu_seconds(svc.pid) - cpu_before, 2)
         fleet["device_csrs_made_beforehand_seconds"] = round(csr_seconds, 2)
         after_fleet = {"service": memory_kib(svc.pid), "mosquitto": memory_kib(svc.broker_pid)}
+        # A change that reaches every certificate: the fleet policy's new default version.
+        started = time.perf_counter()
+        admin.create_policy_version(policyName="fleet", policyDocument=POLICY, setAsDefault=True)
+        fleet["new_default_policy_version_seconds"] = round(time.perf_counter() - started, 2)
 
         admin.create_thing_group(thingGroupName="old-path")
 
@@ -237,6 +253,7 @@ def run(n: int, threads: int, old_n: int, use_boto3: bool, source: Path | None) 
         if old:
             old["service_tree_cpu_seconds"] = round(tree_cpu_seconds(svc.pid) - cpu_before, 2)
         return {
+            "load_average_at_start_and_end": [load, [round(x, 2) for x in os.getloadavg()]],
             "client": "boto3" if use_boto3 else "raw SigV4 http.client",
             "threads": threads,
             "fleet_sequence": fleet,
