@@ -299,6 +299,9 @@ def _serve_argv(state: StateDir, args: argparse.Namespace) -> list[str]:
 
 def _start(state: StateDir, args: argparse.Namespace) -> int:
     from . import control
+    from .broker import limits
+
+    limits.check(args.max_devices)  # refused here, in one line, rather than in the background log
 
     info, started = control.start(state, _serve_argv(state, args), args.timeout)
     if not started:
@@ -379,11 +382,11 @@ def _expected(exc: Exception) -> bool:
     """Errors that are one line for the user (their modules are loaded by then, if they were raised)."""
     if isinstance(exc, OSError):
         return True
-    names = ("broker.process", "service", "jobs.errors", "identity.errors")
+    names = ("broker.process", "broker.limits", "service", "jobs.errors", "identity.errors")
     kinds: list[type[BaseException]] = []
     for name in names:
         module = sys.modules.get(f"{__package__}.{name}")
-        for attr in ("BrokerError", "ServiceError", "JobsError", "IdentityError"):
+        for attr in ("BrokerError", "LimitError", "ServiceError", "JobsError", "IdentityError"):
             kind = getattr(module, attr, None)
             if isinstance(kind, type):
                 kinds.append(kind)

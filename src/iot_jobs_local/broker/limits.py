@@ -66,6 +66,12 @@ def plan(max_devices: int | None, soft: int, hard: int) -> tuple[int, int]:
     return devices, max(soft, needed_fds(devices)) if soft != resource.RLIM_INFINITY else soft
 
 
+def check(max_devices: int | None) -> None:
+    """Raise ``LimitError`` if this process's hard limit cannot give ``max_devices`` connections."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    plan(max_devices, soft, hard)
+
+
 def ensure(max_devices: int | None) -> Capacity:
     """Raise the soft descriptor limit for ``max_devices`` connections; the devices configured."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
