@@ -17,6 +17,7 @@ its caller hears back.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from ..identity import pki
 from ..identity.policies import Statement
-from ..identity.service import AccessChange, IdentityService
+from ..identity.service import AccessChange, Grant, IdentityService
 from . import acl
 from .acl_feed import AclFeed
 from .process import Broker
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: How long a change may wait for the broker's acknowledgement before the API answers anyway.
 ACK_TIMEOUT_S = 10.0
+#: Certificates recompiled between two turns of the event loop.
+STEP = 500
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -117,11 +120,34 @@ class AccessManager:
 
     def _recompile(self, common_names: Iterable[str] | None) -> dict[str, bytes | None]:
         """The new entries of these certificates (None: every certificate), None for those that
-        have no rights any more (not ACTIVE, deleted)."""
+        have no rights any more (not ACTIVE, deleted) or none yet."""
         names = None if common_names is None else set(common_names)
-        out: dict[str, bytes | None] = {cn: None for cn in (self._feed.table if names is None else names)}
-        granted = set()
-        for grant in self._identity.grants(names):
+        out, granted = self._start(names), set[str]()
+        self._compile(self._identity.grants(names), out, granted)
+        self._finish(names, out, granted)
+        return out
+
+    async def _recompile_in_steps(self, common_names: Iterable[str] | None) -> dict[str, bytes | None]:
+        """``_recompile``, letting the event loop run between every ``STEP`` certificates: a change
+        that reaches a whole fleet (a group's policy, a new default version) recompiles thousands."""
+        names = None if common_names is None else set(common_names)
+        out, granted = self._start(names), set[str]()
+        grants = self._identity.grants(names)
+        while True:
+            step = list(itertools.islice(grants, STEP))
+            self._compile(step, out, granted)
+            if len(step) < STEP:
+                break
+            # Whatever changes meanwhile marks its certificates for the next round.
+            await asyncio.sleep(0)
+        self._finish(names, out, granted)
+        return out
+
+    def _start(self, names: set[str] | None) -> dict[str, bytes | None]:
+        return {cn: None for cn in (self._feed.table if names is None else names)}
+
+    def _compile(self, grants: Iterable[Grant], out: dict[str, bytes | None], granted: set[str]) -> None:
+        for grant in grants:
             granted.add(grant.common_name)
             subject = self._subject(grant.common_name, self._identity.region, self._identity.account, grant.things)
             # Parsed statements are shared (policy_book parses each document once) but not
@@ -137,11 +163,12 @@ class AccessManager:
             # No entries and no entry at all deny the same: a certificate that may do nothing yet
             # (attached to its thing before the thing joins its group) costs the broker nothing.
             out[grant.common_name] = (compiled.entries_text() or None) if " " not in grant.common_name else None
+
+    def _finish(self, names: set[str] | None, out: dict[str, bytes | None], granted: set[str]) -> None:
         considered = self._compiled.keys() | self._needs_live if names is None else names
         for cn in considered - granted:  # not ACTIVE any more, or deleted
             self._compiled.pop(cn, None)
             self._needs_live.discard(cn)
-        return out
 
     def _write_crl(self) -> None:
         self._crl_file.parent.mkdir(parents=True, exist_ok=True)
@@ -155,7 +182,7 @@ class AccessManager:
             everything, self._everything = self._everything, False
             crl_changed, self._crl_changed = self._crl_changed, False
             try:
-                acked = self._feed.update(self._recompile(None if everything else dirty))
+                acked = self._feed.update(await self._recompile_in_steps(None if everything else dirty))
                 if crl_changed:
                     self._write_crl()
                     if self._broker is not None and self._watch is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -386,9 +386,9 @@ class IdentityService:
             policies.Facts(is_attached=thing is not None),
         )
 
-    def grants(self, common_names: Collection[str] | None = None) -> list[Grant]:
+    def grants(self, common_names: Collection[str] | None = None) -> Iterator[Grant]:
         """What the ACTIVE certificates with these CNs may do (None: every certificate, oldest
-        first, read with a few bulk queries): the broker compiles its ACL from it."""
+        first, read with a few bulk queries), one at a time: the broker compiles its ACL from it."""
         if common_names is not None:
             found = (self._store.certificate_by_common_name(cn) for cn in common_names)
             certificates = [c for c in found if c is not None]
@@ -398,12 +398,10 @@ class IdentityService:
             certificates = self._store.certificates(ascending=True)
             attached = self._store.all_thing_principals()
             documents = self._store.all_default_documents()
-        out = []
         for certificate in certificates:
             if certificate.status != "ACTIVE":
                 continue
             mine = None if attached is None else attached.get(certificate.certificate_arn, [])
             exclusive, names = self._things(certificate, mine)
             things = tuple(exclusive[:1] or names)
-            out.append(Grant(certificate.common_name, self._statements(certificate, things, documents), things))
-        return out
+            yield Grant(certificate.common_name, self._statements(certificate, things, documents), things)
