@@ -74,6 +74,15 @@ def _serve_options(sp: argparse.ArgumentParser) -> None:
         help="log one line per HTTP operation and MQTT request, with its outcome and duration",
     )
     sp.add_argument(
+        "--max-devices",
+        type=_device_count,
+        default=None,
+        metavar="N",
+        help="device connections to be ready for: the open-file limit is raised for them and the broker "
+        "accepts that many; refused at start if the OS hard limit is too low (default 10000, or what "
+        "the hard limit allows)",
+    )
+    sp.add_argument(
         "--time-scale",
         type=_time_scale,
         default=1.0,
@@ -130,6 +139,16 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError("a port is 0 (pick a free one) to 65535")
+    return value
+
+
+def _device_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of devices") from None
+    if not 1 <= value <= 10_000_000:
+        raise argparse.ArgumentTypeError("the number of devices must be 1 to 10000000")
     return value
 
 
@@ -198,7 +217,15 @@ def _options(state: StateDir, args: argparse.Namespace) -> ServiceOptions:
 
     mqtt_port, http_port = _ports(state, args)
     return ServiceOptions(
-        state.root, mqtt_port, http_port, args.bind, args.region, args.account, args.time_scale, args.log_requests
+        state.root,
+        mqtt_port,
+        http_port,
+        args.bind,
+        args.region,
+        args.account,
+        args.time_scale,
+        args.log_requests,
+        args.max_devices,
     )
 
 
@@ -267,11 +294,15 @@ def _serve_argv(state: StateDir, args: argparse.Namespace) -> list[str]:
     argv = ["--mqtt-port", str(mqtt_port), "--http-port", str(http_port), "--bind", args.bind]
     argv += ["--region", args.region, "--account", args.account, "--log-level", args.log_level]
     argv += ["--time-scale", repr(args.time_scale)] + (["--log-requests"] if args.log_requests else [])
+    argv += ["--max-devices", str(args.max_devices)] if args.max_devices is not None else []
     return argv
 
 
 def _start(state: StateDir, args: argparse.Namespace) -> int:
     from . import control
+    from .broker import limits
+
+    limits.check(args.max_devices)  # refused here, in one line, rather than in the background log
 
     info, started = control.start(state, _serve_argv(state, args), args.timeout)
     if not started:
@@ -352,11 +383,11 @@ def _expected(exc: Exception) -> bool:
     """Errors that are one line for the user (their modules are loaded by then, if they were raised)."""
     if isinstance(exc, OSError):
         return True
-    names = ("broker.process", "service", "jobs.errors", "identity.errors")
+    names = ("broker.process", "broker.limits", "service", "jobs.errors", "identity.errors")
     kinds: list[type[BaseException]] = []
     for name in names:
         module = sys.modules.get(f"{__package__}.{name}")
-        for attr in ("BrokerError", "ServiceError", "JobsError", "IdentityError"):
+        for attr in ("BrokerError", "LimitError", "ServiceError", "JobsError", "IdentityError"):
             kind = getattr(module, attr, None)
             if isinstance(kind, type):
                 kinds.append(kind)

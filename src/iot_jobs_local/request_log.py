@@ -7,8 +7,10 @@ uses them instead of :class:`HttpApi` and :class:`MqttApi` when the flag is give
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from collections.abc import Awaitable
 
 from .http_api.http11 import Reply, Request
 from .http_api.server import HttpApi
@@ -21,6 +23,14 @@ class LoggedHttpApi(HttpApi):
     def respond(self, request: Request) -> Reply:
         started = time.perf_counter()
         reply = super().respond(request)
+        if reply.later is not None:  # answered off the event loop: logged once it is made
+            return dataclasses.replace(reply, later=self._logged(request, started, reply.later))
+        return self._log(request, started, reply)
+
+    async def _logged(self, request: Request, started: float, later: Awaitable[Reply]) -> Reply:
+        return self._log(request, started, await later)
+
+    def _log(self, request: Request, started: float, reply: Reply) -> Reply:
         elapsed = (time.perf_counter() - started) * 1000
         error = next((value for name, value in reply.headers if name.lower() == "x-amzn-errortype"), None)
         outcome = f"{reply.status} {error}" if error else str(reply.status)

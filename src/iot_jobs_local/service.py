@@ -20,7 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .broker import limits
 from .broker.access import AccessManager
+from .broker.acl_feed import AclFeed
 from .broker.gate import ConnectGate
 from .broker.process import Broker, BrokerConfig, BrokerError
 from .broker.watch import BrokerWatch
@@ -31,6 +33,7 @@ from .http_api import identity_handlers
 from .http_api.server import HttpApi
 from .http_api.sigv4 import Verifier
 from .identity.groups import Groups
+from .identity.keys import KeyMaker
 from .identity.provisioning import LocalRegistry, adopt_legacy_devices
 from .identity.service import IdentityService
 from .identity.store import IdentityStore
@@ -69,6 +72,9 @@ class ServiceOptions:
     time_scale: float = 1.0
     #: One log line per HTTP operation and MQTT request (``serve --log-requests``).
     log_requests: bool = False
+    #: Device connections to be ready for (``serve --max-devices``); None: the default, lowered to
+    #: what the open-file hard limit allows.
+    max_devices: int | None = None
 
 
 async def _supervise(broker: Broker, stop: asyncio.Event) -> None:
@@ -142,16 +148,26 @@ class _RunInfoWriter:
 async def serve(options: ServiceOptions, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set. The state directory's lock is held from before anything is read
     until the service is ready, so that a ``reset`` never runs in the middle of a start."""
+    try:
+        capacity = limits.ensure(options.max_devices)
+    except limits.LimitError as exc:
+        raise ServiceError(str(exc)) from None
     state = StateDir(options.state_dir)
     lock = StateLock(state, "a starting iot-jobs-local")
     await asyncio.to_thread(lock.acquire, LOCK_TIMEOUT, lambda line: log.warning("%s", line))
     try:
-        await _serve(state, options, stop, ready=lock.release)
+        await _serve(state, options, capacity, stop, ready=lock.release)
     finally:
         lock.release()
 
 
-async def _serve(state: StateDir, options: ServiceOptions, stop: asyncio.Event, ready: Callable[[], None]) -> None:
+async def _serve(
+    state: StateDir,
+    options: ServiceOptions,
+    capacity: limits.Capacity,
+    stop: asyncio.Event,
+    ready: Callable[[], None],
+) -> None:
     state.ensure_pki()
     running = state.read_run_info()
     if running is not None and running.pid != os.getpid():
@@ -195,10 +211,14 @@ async def _serve(state: StateDir, options: ServiceOptions, stop: asyncio.Event, 
         service_password=creds.broker_password,
         bind_address=options.bind_address,
         crl_file=state.crl_file,
+        max_connections=capacity.max_devices,
+        # Every device's request reaches the service's one connection: room for a few per device.
+        max_queued_messages=max(1000, 10 * capacity.max_devices),
     )
-    access = AccessManager(identity, state.ca, config.device_acl, state.crl_file)
-    access.write_files()
-    broker = Broker(config, ConnectGate(identity.may_connect))
+    feed = AclFeed()
+    access = AccessManager(identity, state.ca, state.crl_file, feed)
+    access.prepare()
+    broker = Broker(config, ConnectGate(identity.may_connect), feed)
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(http_socket.close)
         stack.callback(store.close)
@@ -239,7 +259,9 @@ async def _serve(state: StateDir, options: ServiceOptions, stop: asyncio.Event, 
             data_host="localhost", jobs_address=f"{_local_host(options.bind_address)}:{options.http_port}"
         )
         api_class = LoggedHttpApi if options.log_requests else HttpApi
-        api = api_class(engine, verifier, identity_handlers.handlers(identity, endpoints), access.settled)
+        keys = KeyMaker()
+        stack.callback(keys.close)
+        api = api_class(engine, verifier, identity_handlers.handlers(identity, endpoints, keys), access.settled)
         http_server = api.server()
         stack.push_async_callback(http_server.close)
         try:

@@ -51,6 +51,7 @@ PUBLISHABLE_RESERVED = (
 )
 
 _ACTIONS = {"iot:Publish": WRITE, "iot:Receive": READ}
+_MODE_LETTERS = {"deny": "d", READ: "r", WRITE: "w", "readwrite": "b"}
 
 
 @dataclass(frozen=True)
@@ -76,14 +77,24 @@ class CertificateAcl:
     #: wildcard: the ACL must be rebuilt when this certificate connects with a new client id.
     needs_live_client_ids: bool = False
 
-    def render(self) -> list[str]:
-        lines = [f"user {self.common_name}"]
-        lines += [f"topic deny {f}" for f in self.denies]
+    def entries(self) -> list[tuple[str, str]]:
+        """(mode, filter) in the order the broker checks them: ``deny`` first, then ``read``,
+        ``write`` or ``readwrite``; grants that lost every access to a Deny are left out."""
+        out = [("deny", f) for f in self.denies]
         for topic_filter, access in sorted(self.grants.items()):
             if access:
-                mode = "readwrite" if access == {READ, WRITE} else next(iter(access))
-                lines.append(f"topic {mode} {topic_filter}")
-        return lines
+                out.append(("readwrite" if access == {READ, WRITE} else next(iter(access)), topic_filter))
+        return out
+
+    def entries_text(self) -> bytes:
+        """The entries as the broker plugin's table takes them (``connect_auth.c``): one
+        ``<d|r|w|b> <filter>`` line each (a filter with a newline cannot be written, and is left out)."""
+        lines = [f"{_MODE_LETTERS[mode]} {f}\n" for mode, f in self.entries() if "\n" not in f]
+        return "".join(lines).encode()
+
+    def render(self) -> list[str]:
+        """The ACL file's section (Mosquitto without the plugin: tests of the broker alone)."""
+        return [f"user {self.common_name}", *(f"topic {mode} {f}" for mode, f in self.entries())]
 
 
 # MQTT filter algebra -----------------------------------------------------------------------------
@@ -224,6 +235,84 @@ def remainders(resource: Tokens, prefix: str) -> list[Tokens]:
     return [resource[i:] for i in sorted(_after_prefix(resource, prefix))]
 
 
+#: A variable left in place, as one token (MQTT strings, hence values, cannot contain U+0000).
+_HOLE = "\x00$"
+
+
+@lru_cache(maxsize=8192)
+def _template(resource: str, prefix: str) -> tuple[tuple[Tokens, ...], tuple[str, ...]] | None:
+    """What remains of ``resource`` once it has matched ``prefix``, with each variable left as a
+    hole (and the variables' names, in order), if matching the prefix never reaches a variable:
+    then the remainders are the same for any values, and a fleet's certificates, which differ only
+    in their thing names, share one match. None if a variable is inside the prefix's reach."""
+    tokens: list[str] = []
+    names: list[str] = []
+    position = 0
+    for found in policies.VARIABLE.finditer(resource):
+        tokens += policies.glob_tokens(resource[position : found.start()])
+        name = found.group(1)
+        if name in policies.ESCAPES:
+            tokens.append(policies.ESCAPES[name])
+        else:
+            tokens.append(_HOLE)
+            names.append(name)
+        position = found.end()
+    tokens += policies.glob_tokens(resource[position:])
+    if not names:
+        return None
+    seen: set[tuple[int, int]] = set()
+    results: set[int] = set()
+    stack = [(0, 0)]
+    while stack:
+        i, j = stack.pop()
+        if (i, j) in seen:
+            continue
+        seen.add((i, j))
+        if j == len(prefix):
+            results.add(i)
+            continue
+        if i == len(tokens):
+            continue
+        token = tokens[i]
+        if token == _HOLE:
+            return None
+        if token == STAR:
+            stack += [(i, j + 1), (i + 1, j)]
+        elif token == ONE or token == prefix[j]:
+            stack.append((i + 1, j + 1))
+    return tuple(tuple(tokens[i:]) for i in sorted(results)), tuple(names)
+
+
+def resource_remainders(resource: str, variables: dict[str, str], prefix: str) -> list[Tokens]:
+    """The remainders of ``resource`` (variables replaced) after ``prefix``; none if a variable
+    has no value. Equal to ``remainders(policies.tokens(resource, variables), prefix)``."""
+    template = _template(resource, prefix)
+    if template is None:
+        found = policies.tokens(resource, variables)
+        return remainders(found, prefix) if found is not None else []
+    rests, names = template
+    values = []
+    for name in names:
+        value = variables.get(name)
+        if value is None:
+            return []
+        values.append([STAR] if value == policies.ANY_VALUE else list(value))
+    out = []
+    for rest in rests:
+        expanded: list[str] = []
+        # The holes are the last len(names) ones of the resource: count from the end.
+        remaining = rest.count(_HOLE)
+        first = len(names) - remaining
+        for token in rest:
+            if token == _HOLE:
+                expanded += values[first]
+                first += 1
+            else:
+                expanded.append(token)
+        out.append(tuple(expanded))
+    return out
+
+
 # per certificate ---------------------------------------------------------------------------------
 def _variable_sets(resource: str, subject: Subject, client_ids: Sequence[str]) -> list[dict[str, str]]:
     """Every assignment of the variables ``resource`` uses (none if one has no value)."""
@@ -250,8 +339,7 @@ def literal_client_ids(statements: Iterable[Statement], subject: Subject) -> tup
                 open_ended = True
                 continue
             for variables in _variable_sets(resource, subject, ()):
-                found = policies.tokens(resource, variables)
-                for rest in remainders(found, subject.prefix("client")) if found is not None else ():
+                for rest in resource_remainders(resource, variables, subject.prefix("client")):
                     if all(len(t) == 1 for t in rest):
                         names.add("".join(rest))
                     else:
@@ -260,7 +348,12 @@ def literal_client_ids(statements: Iterable[Statement], subject: Subject) -> tup
 
 
 def _mentions(statement: Statement, action: str) -> bool:
-    return any(policies.action_matches(a, action) for a in statement.actions)
+    return _actions_mention(statement.actions, action)
+
+
+@lru_cache(maxsize=4096)
+def _actions_mention(actions: tuple[str, ...], action: str) -> bool:
+    return any(policies.action_matches(a, action) for a in actions)
 
 
 def compile_acl(statements: Sequence[Statement], subject: Subject) -> CertificateAcl:
@@ -284,8 +377,7 @@ def compile_acl(statements: Sequence[Statement], subject: Subject) -> Certificat
                 else:
                     candidates = [policies.ANY_VALUE]  # a Deny must hold for every possible client id
             for variables in _variable_sets(resource, subject, candidates):
-                found = policies.tokens(resource, variables)
-                for topic in remainders(found, subject.prefix("topic")) if found is not None else ():
+                for topic in resource_remainders(resource, variables, subject.prefix("topic")):
                     for topic_filter in topic_filters(topic, superset=not s.allows):
                         if s.allows:
                             for mode in access:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 SOURCE = Path(__file__).with_name("connect_auth.c")
 BUILD_HINT = "sudo apt-get install -y gcc libc6-dev mosquitto-dev libmosquitto-dev libssl-dev   (Debian/Ubuntu)"
-COMPILE_FLAGS = ("-O2", "-Wall", "-fPIC", "-shared")
+COMPILE_FLAGS = ("-O2", "-Wall", "-fPIC", "-shared", "-pthread")
 
 
 class PluginError(RuntimeError):

@@ -93,16 +93,24 @@ class BrokerWatch:
         self._kicks: set[asyncio.Task[None]] = set()
         #: Connected device client ids -> the CN of the certificate they connected with.
         self.live: dict[str, str] = {}
+        self._by_cn: dict[str, set[str]] = {}  # the same, the other way round
         self.ready = asyncio.Event()
 
     def clients_of(self, common_name: str) -> list[str]:
-        return [client_id for client_id, cn in self.live.items() if cn == common_name]
+        return sorted(self._by_cn.get(common_name, ()))
 
     def live_client_ids(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for client_id, cn in self.live.items():
-            out.setdefault(cn, []).append(client_id)
-        return out
+        return {cn: sorted(ids) for cn, ids in self._by_cn.items()}
+
+    def _gone(self, client_id: str) -> str | None:
+        common_name = self.live.pop(client_id, None)
+        if common_name is not None:
+            ids = self._by_cn.get(common_name)
+            if ids is not None:
+                ids.discard(client_id)
+                if not ids:
+                    del self._by_cn[common_name]
+        return common_name
 
     # the log feed ------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -131,6 +139,7 @@ class BrokerWatch:
             self._connection = None
             self.ready.clear()
             self.live.clear()  # a restarted broker has no clients; what we missed is unknown
+            self._by_cn.clear()
             pinger.cancel()
             close(transport, connection)
 
@@ -155,19 +164,20 @@ class BrokerWatch:
         for pattern in _GONE:
             found = pattern.match(line)
             if found:
-                common_name = self.live.pop(found["id"], None)
+                common_name = self._gone(found["id"])
                 if common_name is not None:
                     self._on_client(common_name)
                 return
 
     def _connected(self, addr: str, client_id: str, user: str | None) -> None:
         port = self._pending.pop(addr, None)
-        previous = self.live.pop(client_id, None)
+        previous = self._gone(client_id)
         if previous is not None:
             self._on_client(previous)
         if user is None or (port != self._device_port if port is not None else user == SERVICE_USER):
             return
         self.live[client_id] = user
+        self._by_cn.setdefault(user, set()).add(client_id)
         self._on_client(user)
 
     # actions -----------------------------------------------------------------------------------

@@ -79,8 +79,9 @@ Listener = Callable[[Sequence[PendingChange]], None]
 #: Told of the registry events (``$aws/events/...``) of each committed operation, enabled ones only.
 LifecycleListener = Callable[[Sequence[LifecycleEvent]], None]
 #: Told, after the commit, that thing-group membership changed; with the groups that were deleted
-#: (the identity service re-evaluates thing group policies and drops the deleted groups' ones).
-RegistryListener = Callable[[Sequence[str]], None]
+#: (the identity service re-evaluates thing group policies and drops the deleted groups' ones)
+#: and the things whose membership changed (None: possibly any).
+RegistryListener = Callable[[Sequence[str], "Sequence[str] | None"], None]
 #: Told of each new deadline (virtual epoch seconds) that something must happen at.
 DeadlineListener = Callable[[float], None]
 Pending = Mapping[str, Sequence[Execution]]
@@ -186,9 +187,9 @@ class EngineCore:
         """Call ``listener`` after each committed change of group membership (or group deletion)."""
         self._registry_listeners.append(listener)
 
-    def _membership_changed(self, deleted_groups: Sequence[str] = ()) -> None:
+    def _membership_changed(self, deleted_groups: Sequence[str] = (), things: Sequence[str] | None = None) -> None:
         for listener in self._registry_listeners:
-            listener(deleted_groups)
+            listener(deleted_groups, things)
 
     # registry events ($aws/events/...) -------------------------------------------------------
     def watch_lifecycle(self, listener: LifecycleListener) -> None:

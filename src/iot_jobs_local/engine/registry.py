@@ -77,7 +77,7 @@ class RegistryOps(TargetOps):
                 self._settle_job(job_id, now)
             changes = self._changes({name: before}, {name: []}, now)
         self._emit(changes)
-        self._membership_changed()
+        self._membership_changed(things=[name])
 
     def list_things(
         self,
@@ -219,7 +219,7 @@ class RegistryOps(TargetOps):
                 entered |= self._store.jobs_targeting_groups([name, *(g.name for g in self._store.ancestors(name))])
             changes = self._reconcile(before, now, {thing_name: entered} if entered else None)
         self._emit(changes)
-        self._membership_changed()
+        self._membership_changed(things=[thing_name])
 
     def list_things_in_thing_group(self, name: str, recursive: bool, after: Cursor | None, limit: int) -> Page[str]:
         self._require_group(name)

@@ -5,9 +5,11 @@ the local CA as the one registered CA. One thin function per operation, as in ``
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from ..identity.errors import ResourceNotFoundException
+from ..identity.pki import KeyPair
 from ..identity.store import Certificate
 from .identity_context import Context, Operation
 
@@ -28,8 +30,21 @@ def _certificate_description(ctx: Context, c: Certificate) -> dict[str, Any]:
     }
 
 
-def create_keys_and_certificate(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    certificate, issued = ctx.identity.create_keys_and_certificate(bool(p.get("setAsActive", False)))
+def create_keys_and_certificate(ctx: Context, p: dict[str, Any]) -> dict[str, Any] | Awaitable[dict[str, Any]]:
+    """The key is made in a worker process when the service has them (the reply comes later)."""
+    active = bool(p.get("setAsActive", False))
+    if ctx.keys is None:
+        return _keys_and_certificate(ctx, active, None)
+    keys = ctx.keys
+
+    async def later() -> dict[str, Any]:
+        return _keys_and_certificate(ctx, active, await keys.rsa_key_pair())
+
+    return later()
+
+
+def _keys_and_certificate(ctx: Context, active: bool, keys: KeyPair | None) -> dict[str, Any]:
+    certificate, issued = ctx.identity.create_keys_and_certificate(active, keys)
     return {
         "certificateArn": certificate.certificate_arn,
         "certificateId": certificate.certificate_id,

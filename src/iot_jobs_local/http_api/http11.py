@@ -98,6 +98,9 @@ class Reply:
     headers: list[tuple[str, str]] = field(default_factory=list)
     #: Await the API's ``settle`` before sending (the change must be in force when the client hears).
     settle: bool = False
+    #: The real reply, still being made off the event loop: awaited, then sent in this one's place
+    #: (later requests on the connection wait behind it, as behind ``settle``).
+    later: Awaitable[Reply] | None = None
 
 
 Respond = Callable[[Request], Reply]
@@ -273,6 +276,10 @@ class HttpProtocol(asyncio.Protocol):
             except Exception:  # the service never dies on a bad request
                 log.exception("internal error on %s %s", item.method, item.raw_path)
                 reply = _plain(500, "Internal failure")
+            if reply.later is not None:
+                self._waiting = True
+                self._settling = asyncio.get_running_loop().create_task(self._finish_then_send(item, reply.later))
+                return
             pending = self._settle() if reply.settle and self._settle is not None else None
             if pending is not None:
                 self._waiting = True
@@ -303,6 +310,21 @@ class HttpProtocol(asyncio.Protocol):
         self._transport.write(encode(reply, head_only=request.method == "HEAD", close=not request.keep_alive))
         if not request.keep_alive:
             self._transport.close()
+
+    async def _finish_then_send(self, request: Request, later: Awaitable[Reply]) -> None:
+        try:
+            reply = await later
+        except Exception:  # the service never dies on a bad request
+            log.exception("internal error on %s %s", request.method, request.raw_path)
+            reply = _plain(500, "Internal failure")
+        pending = self._settle() if reply.settle and self._settle is not None else None
+        if pending is not None:
+            await self._settle_then_send(request, reply, pending)
+            return
+        self._waiting = False
+        self._settling = None
+        self._send(request, reply)
+        self._serve_queue()
 
     async def _settle_then_send(self, request: Request, reply: Reply, pending: Awaitable[None]) -> None:
         try:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..identity.keys import KeyMaker
 from ..identity.service import IdentityService
 
 
@@ -22,6 +23,9 @@ class Endpoints:
 class Context:
     identity: IdentityService
     endpoints: Endpoints
+    #: Where CreateKeysAndCertificate's keys are made (None: on the calling thread).
+    keys: KeyMaker | None = None
 
 
-Operation = Callable[[Context, dict[str, Any]], dict[str, Any]]
+#: An operation answers at once, or later (an awaitable: work done off the event loop).
+Operation = Callable[[Context, dict[str, Any]], "dict[str, Any] | Awaitable[dict[str, Any]]"]

@@ -9,15 +9,17 @@ them to one service and returns the table the HTTP server adds to its ``iot`` ha
 from __future__ import annotations
 
 import functools
+from collections.abc import Awaitable
 from typing import Any
 
 from ..identity.errors import InvalidRequestException, ResourceNotFoundException
+from ..identity.keys import KeyMaker
 from ..identity.paging import next_marker, window
 from ..identity.service import IdentityService
 from ..identity.store import Policy, PolicyVersion
 from . import certificate_handlers, thing_handlers
+from .handler import LaterHandler
 from .identity_context import Context, Endpoints, Operation
-from .iot_handlers import Handler
 
 __all__ = ["OPERATIONS", "Context", "Endpoints", "handlers"]
 
@@ -272,7 +274,9 @@ OPERATIONS: dict[str, Operation] = {
 }
 
 
-def _bind(operation: Operation, ctx: Context, _engine: Any, params: dict[str, Any]) -> dict[str, Any]:
+def _bind(
+    operation: Operation, ctx: Context, _engine: Any, params: dict[str, Any]
+) -> dict[str, Any] | Awaitable[dict[str, Any]]:
     return operation(ctx, params)
 
 
@@ -290,11 +294,11 @@ def delete_thing(ctx: Context, engine: Any, p: dict[str, Any]) -> dict[str, Any]
     return thing_handlers.delete_thing(engine, p)
 
 
-def handlers(identity: IdentityService, endpoints: Endpoints) -> dict[str, Handler]:
+def handlers(identity: IdentityService, endpoints: Endpoints, keys: KeyMaker | None = None) -> dict[str, LaterHandler]:
     """The table above, bound to one identity service (the engine argument is not used), and the
     registry operations that the identity service constrains."""
-    ctx = Context(identity, endpoints)
-    table: dict[str, Handler] = {
+    ctx = Context(identity, endpoints, keys)
+    table: dict[str, LaterHandler] = {
         name: functools.partial(_bind, operation, ctx) for name, operation in OPERATIONS.items()
     }
     table["DeleteThing"] = functools.partial(delete_thing, ctx)

@@ -7,10 +7,11 @@ Adding an operation is adding a handler to a service's table.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +22,8 @@ from ..engine.uuids import random_uuid
 from ..identity.errors import IdentityError
 from ..jobs import errors
 from . import data_handlers, iot_handlers
+from .handler import LaterHandler
 from .http11 import HttpServer, Reply, Request, Settle
-from .iot_handlers import Handler
 from .routes import BadRequest, RouteTable, error_status, load_routes, match, parse_input
 from .sigv4 import AuthFailure, Verifier
 
@@ -47,7 +48,7 @@ ERROR_CODES: dict[type[errors.JobsError], str] = {
 class ServiceApi:
     name: str
     routes: RouteTable
-    handlers: Mapping[str, Handler]
+    handlers: Mapping[str, LaterHandler]
 
 
 def _default(value: Any) -> Any:
@@ -66,7 +67,7 @@ class HttpApi:
         self,
         engine: Engine,
         verifier: Verifier | None = None,
-        iot_extra: Mapping[str, Handler] | None = None,
+        iot_extra: Mapping[str, LaterHandler] | None = None,
         settle: Settle | None = None,
     ) -> None:
         self._engine = engine
@@ -127,6 +128,33 @@ class HttpApi:
             headers = request.headers.lower_items() if route.reads_headers else {}
             params = parse_input(route, labels, query, headers, body)
             result = handler(self._engine, params)
+        except Exception as exc:
+            return self._failure(request, service, request_id, exc)
+        if inspect.isawaitable(result):
+            return Reply(200, later=self._finish(request, service, request_id, result))
+        return self._success(request_id, result)
+
+    async def _finish(
+        self, request: Request, service: ServiceApi, request_id: str, result: Awaitable[dict[str, Any]]
+    ) -> Reply:
+        try:
+            return self._success(request_id, await result)
+        except Exception as exc:
+            return self._failure(request, service, request_id, exc)
+
+    def _success(self, request_id: str, result: dict[str, Any]) -> Reply:
+        text = _ENCODER.encode(result).encode() if result else b""
+        return Reply(
+            200,
+            text,
+            [("Content-Type", _JSON), ("x-amzn-RequestId", request_id)],
+            settle=self._settle is not None,
+        )
+
+    def _failure(self, request: Request, service: ServiceApi, request_id: str, failure: Exception) -> Reply:
+        """The error reply for what a handler (or the parsing before it) raised."""
+        try:
+            raise failure
         except AuthFailure as exc:
             return self._error(self._service(request), request_id, exc.code, exc.message, 403)
         except IdentityError as exc:
@@ -141,13 +169,6 @@ class HttpApi:
         except Exception:  # the service never dies on a bad request
             log.exception("internal error on %s %s", request.method, request.raw_path)
             return self._error(service, request_id, "InternalFailureException", "Internal failure", 500)
-        text = _ENCODER.encode(result).encode() if result else b""
-        return Reply(
-            200,
-            text,
-            [("Content-Type", _JSON), ("x-amzn-RequestId", request_id)],
-            settle=self._settle is not None,
-        )
 
     def _error(
         self,

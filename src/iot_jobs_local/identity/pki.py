@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _VALIDITY = datetime.timedelta(days=3650)
+CertificatePublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 
 @dataclass(frozen=True)
@@ -123,45 +124,98 @@ def _ca_parts(ca: Issued) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
     return ca_cert, ca_key
 
 
-def _leaf(ca: Issued, common_name: str, server: bool, rsa_key: bool = False) -> Issued:
-    ca_cert, ca_key = _ca_parts(ca)
-    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-    if rsa_key:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        key_pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-        )
-    else:
-        key = _key()
-        key_pem = _key_pem(key)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_now())
-        .not_valid_after(_now() + _VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
-            critical=False,
-        )
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+@dataclass(frozen=True)
+class KeyPair:
+    """A private key as PEM, and its public key as PEM (reading the public key back from the
+    private one would validate the whole RSA key again, tens of milliseconds)."""
+
+    private_pem: bytes
+    public_pem: bytes
+
+
+def new_rsa_key_pair() -> KeyPair:
+    """An RSA-2048 key, the private part as PKCS#1 PEM, as AWS returns it (~55 ms of CPU: a
+    module-level function, so that a worker process can make it)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
     )
-    if server:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    x509.IPAddress(ipaddress.ip_address("::1")),
-                ]
-            ),
-            critical=False,
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return KeyPair(private, public)
+
+
+class Signer:
+    """The CA, parsed once: signing a certificate with its P-256 key costs well under a millisecond."""
+
+    def __init__(self, ca: Issued) -> None:
+        self.certificate, self.key = _ca_parts(ca)
+
+    def _builder(self, common_name: str, public_key: CertificatePublicKey, server: bool) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(self.certificate.subject)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(_now())
+            .not_valid_after(_now() + _VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
+                critical=False,
+            )
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
         )
-    cert = builder.sign(ca_key, hashes.SHA256())
-    return Issued(cert.public_bytes(serialization.Encoding.PEM), key_pem)
+
+    def _sign(self, builder: x509.CertificateBuilder) -> bytes:
+        return builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+    def leaf(self, common_name: str, server: bool) -> Issued:
+        """A certificate with a new EC P-256 key."""
+        key = _key()
+        builder = self._builder(common_name, key.public_key(), server)
+        if server:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [
+                        x509.DNSName("localhost"),
+                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                        x509.IPAddress(ipaddress.ip_address("::1")),
+                    ]
+                ),
+                critical=False,
+            )
+        return Issued(self._sign(builder), _key_pem(key))
+
+    def device_certificate(self, common_name: str, keys: KeyPair) -> Issued:
+        """A client certificate for this (RSA) key: what CreateKeysAndCertificate returns."""
+        public_key = serialization.load_pem_public_key(keys.public_pem)
+        assert isinstance(public_key, rsa.RSAPublicKey)
+        return Issued(self._sign(self._builder(common_name, public_key, server=False)), keys.private_pem)
+
+    def sign_csr(self, csr_pem: bytes, common_name: str) -> bytes:
+        """A client certificate for the CSR's public key (CreateCertificateFromCsr).
+
+        The subject is ours, not the CSR's: AWS's issued certificates carry its own subject too
+        ("CN=AWS IoT Certificate"), and the broker needs a CN no other certificate has."""
+        try:
+            csr = x509.load_pem_x509_csr(csr_pem)
+            valid = csr.is_signature_valid
+            public_key = csr.public_key()
+        except ValueError as exc:
+            raise BadCertificate("The certificate signing request is not a valid PEM PKCS#10 request") from exc
+        if not valid:
+            raise BadCertificate("The signature of the certificate signing request is not valid")
+        if not isinstance(public_key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
+            raise BadCertificate("The certificate signing request's key must be RSA or EC")
+        return self._sign(self._builder(common_name, public_key, server=False))
+
+
+def _leaf(ca: Issued, common_name: str, server: bool, rsa_key: bool = False) -> Issued:
+    signer = Signer(ca)
+    if rsa_key:
+        return signer.device_certificate(common_name, new_rsa_key_pair())
+    return signer.leaf(common_name, server)
 
 
 def new_server_certificate(ca: Issued) -> Issued:
@@ -195,35 +249,8 @@ def signed_by(certificate_pem: bytes, ca_pem: bytes) -> bool:
 
 
 def sign_csr(ca: Issued, csr_pem: bytes, common_name: str) -> bytes:
-    """A client certificate for the CSR's public key, signed by the CA (CreateCertificateFromCsr).
-
-    The subject is ours, not the CSR's: AWS's issued certificates carry its own subject too
-    ("CN=AWS IoT Certificate"), and the broker needs a CN no other certificate has."""
-    try:
-        csr = x509.load_pem_x509_csr(csr_pem)
-        valid = csr.is_signature_valid
-        public_key = csr.public_key()
-    except ValueError as exc:
-        raise BadCertificate("The certificate signing request is not a valid PEM PKCS#10 request") from exc
-    if not valid:
-        raise BadCertificate("The signature of the certificate signing request is not valid")
-    if not isinstance(public_key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
-        raise BadCertificate("The certificate signing request's key must be RSA or EC")
-    ca_cert, ca_key = _ca_parts(ca)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_now())
-        .not_valid_after(_now() + _VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
+    """``Signer.sign_csr`` with a CA parsed for this one call."""
+    return Signer(ca).sign_csr(csr_pem, common_name)
 
 
 def new_crl(ca: Issued, revoked_serials: Iterable[int]) -> bytes:

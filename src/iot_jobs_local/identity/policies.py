@@ -39,6 +39,8 @@ ANY_VALUE = "\x00*"
 _STATEMENT_KEYS = {"Sid", "Effect", "Action", "Resource", "Condition"}
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
 _ESCAPES = {"*": "*", "?": "?", "$": "$"}
+#: For the broker's ACL compiler, which matches resources with their variables left in place.
+VARIABLE, ESCAPES = _VARIABLE, _ESCAPES
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,9 @@ def tokens(resource: str, variables: Mapping[str, str]) -> Tokens | None:
 
 def _glob_tokens(text: str) -> list[str]:
     return [STAR if c == "*" else ONE if c == "?" else c for c in text]
+
+
+glob_tokens = _glob_tokens
 
 
 def regex(resource_tokens: Tokens) -> re.Pattern[str]:

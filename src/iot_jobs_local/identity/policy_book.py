@@ -25,7 +25,7 @@ from .errors import (
 )
 from .groups import Groups
 from .paging import next_marker, window
-from .store import Certificate, IdentityStore, Policy, PolicyVersion
+from .store import Certificate, DocumentsByTarget, IdentityStore, Policy, PolicyVersion
 
 MAX_VERSIONS = 5
 MAX_POLICIES_PER_TARGET = 10
@@ -45,7 +45,7 @@ class PolicyBook:
         store: IdentityStore,
         arn_prefix: str,
         clock: Callable[[], float],
-        changed: Callable[[], None],
+        changed: Callable[[list[str] | None], None],
         certificate_of: Callable[[str], Certificate],
         groups: Groups,
     ) -> None:
@@ -91,7 +91,13 @@ class PolicyBook:
 
     def _notify_if_attached(self, name: str) -> None:
         if self._store.targets_of_policy(name):
-            self._changed()
+            self._changed(None)  # any certificate may have it, directly or through its groups
+
+    def _affected(self, arn: str) -> list[str] | None:
+        """The CNs whose rights a change of ``arn``'s policies alters (None: a group's, any)."""
+        if arn.startswith(self.group_prefix):
+            return None
+        return [self._certificate_of(arn).common_name]
 
     # policies ----------------------------------------------------------------------------------
     def create_policy(self, name: str, document: str) -> tuple[Policy, PolicyVersion]:
@@ -193,11 +199,13 @@ class PolicyBook:
             return target
         return self._certificate_of(target).certificate_arn
 
-    def statements_of(self, targets: list[str]) -> list[policies.Statement]:
-        """The statements of the default versions of every policy attached to these targets."""
+    def statements_of(self, targets: list[str], documents: DocumentsByTarget | None = None) -> list[policies.Statement]:
+        """The statements of the default versions of every policy attached to these targets
+        (``documents``: all of them, read at once, instead of a query per target)."""
         out: list[policies.Statement] = []
         for target in targets:
-            for _name, document in self._store.default_documents_of_target(target):
+            found = self._store.default_documents_of_target(target) if documents is None else documents.get(target, [])
+            for _name, document in found:
                 out += _parsed(document)
         return out
 
@@ -225,7 +233,7 @@ class PolicyBook:
             if len(attached) >= MAX_POLICIES_PER_TARGET:
                 raise LimitExceededException(f"{target} already has {MAX_POLICIES_PER_TARGET} policies attached")
             self._store.attach_policy(name, arn, self._now())
-        self._changed()
+        self._changed(self._affected(arn))
 
     def detach_policy(self, name: str, target: str) -> None:
         with self._store.transaction():
@@ -234,7 +242,7 @@ class PolicyBook:
             if name not in self._store.policies_of_target(arn):
                 return
             self._store.detach_policy(name, arn)
-        self._changed()
+        self._changed(self._affected(arn))
 
     def attached_policies(
         self, target: str, marker: str | None, page_size: int | None, recursive: bool = False

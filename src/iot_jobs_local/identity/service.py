@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,7 +29,7 @@ from .errors import (
 from .groups import NO_GROUPS, Groups
 from .paging import next_marker, window
 from .policy_book import PolicyBook
-from .store import Certificate, IdentityStore, ThingPrincipal
+from .store import Certificate, DocumentsByTarget, IdentityStore, ThingPrincipal
 
 CERTIFICATE_STATUSES = (
     "ACTIVE",
@@ -46,9 +46,12 @@ _CERTIFICATE_ID = re.compile(r"[a-fA-F0-9]{64}\Z")
 
 @dataclass(frozen=True)
 class AccessChange:
-    """Broker access must be rebuilt; connections made with these CNs must be closed."""
+    """What a certificate may do changed: for these CNs (None: possibly for any certificate);
+    connections made with ``revoked_common_names`` must be closed; the CRL changed."""
 
+    common_names: frozenset[str] | None = None
     revoked_common_names: frozenset[str] = frozenset()
+    crl_changed: bool = False
 
 
 Listener = Callable[[AccessChange], None]
@@ -84,12 +87,16 @@ class IdentityService:
         self._listeners: list[Listener] = []
         self._groups = groups
         self.policies = PolicyBook(store, self.arn_prefix, clock, self._changed, self._principal, groups)
+        self._ca_signer: pki.Signer | None = None
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
-    def _changed(self, revoked: Sequence[str] = ()) -> None:
-        change = AccessChange(frozenset(revoked))
+    def _changed(
+        self, common_names: Iterable[str] | None = None, revoked: Sequence[str] = (), crl: bool = False
+    ) -> None:
+        affected = None if common_names is None else frozenset(common_names)
+        change = AccessChange(affected, frozenset(revoked), crl)
         for listener in self._listeners:
             listener(change)
 
@@ -97,8 +104,19 @@ class IdentityService:
     def certificate_arn(self, certificate_id: str) -> str:
         return f"{self.arn_prefix}:cert/{certificate_id}"
 
-    def create_keys_and_certificate(self, set_as_active: bool) -> tuple[Certificate, pki.Issued]:
-        issued = pki.new_device_certificate(self._ca(), f"iot-cert.{secrets.token_hex(16)}")
+    def _signer(self) -> pki.Signer:
+        """The CA's parsed key and certificate, read once (the CA does not change while the
+        service runs; reading and parsing it for every certificate cost more than signing)."""
+        if self._ca_signer is None:
+            self._ca_signer = pki.Signer(self._ca())
+        return self._ca_signer
+
+    def create_keys_and_certificate(
+        self, set_as_active: bool, keys: pki.KeyPair | None = None
+    ) -> tuple[Certificate, pki.Issued]:
+        """``keys``: an RSA key made elsewhere (a worker process: making one costs ~55 ms of
+        CPU); without it, one is made here."""
+        issued = self._signer().device_certificate(f"iot-cert.{secrets.token_hex(16)}", keys or pki.new_rsa_key_pair())
         certificate = self.register(issued.certificate_pem, "ACTIVE" if set_as_active else "INACTIVE")
         return certificate, issued
 
@@ -123,7 +141,7 @@ class IdentityService:
     def create_certificate_from_csr(self, csr_pem: str, set_as_active: bool) -> Certificate:
         """Sign the CSR with the local CA (AWS signs it with its own)."""
         try:
-            pem = pki.sign_csr(self._ca(), csr_pem.encode(), f"iot-cert.{secrets.token_hex(16)}")
+            pem = self._signer().sign_csr(csr_pem.encode(), f"iot-cert.{secrets.token_hex(16)}")
         except pki.BadCertificate as exc:
             raise InvalidRequestException(str(exc)) from None
         return self.register(pem, "ACTIVE" if set_as_active else "INACTIVE")
@@ -173,7 +191,7 @@ class IdentityService:
         if status != "ACTIVE":
             # Only the CRL changes (it lists every certificate that is not ACTIVE). A new ACTIVE
             # certificate has no policy and no thing yet: it may do nothing, before and after.
-            self._changed()
+            self._changed([facts.common_name], crl=True)
         return certificate
 
     def _certificate(self, certificate_id: str) -> Certificate:
@@ -208,7 +226,7 @@ class IdentityService:
             self._store.put_certificate(
                 replace(current, status=new_status, last_modified_date=self.now(), generation_id=uuid.uuid4().hex)
             )
-        self._changed(revoked=[current.common_name] if new_status != "ACTIVE" else [])
+        self._changed([current.common_name], [current.common_name] if new_status != "ACTIVE" else [], crl=True)
 
     def delete_certificate(self, certificate_id: str, force: bool) -> None:
         with self._store.transaction():
@@ -230,7 +248,7 @@ class IdentityService:
                 self._store.detach_policy(name, current.certificate_arn)
             self._store.add_revoked_serial(current.serial_number)
             self._store.delete_certificate(current.certificate_id)
-        self._changed(revoked=[current.common_name])
+        self._changed([current.common_name], [current.common_name], crl=True)
 
     def list_certificates(
         self, page_size: int | None, marker: str | None, ascending: bool
@@ -288,14 +306,14 @@ class IdentityService:
                     "principal belongs to one thing only"
                 )
             self._store.attach_thing(thing_name, certificate.certificate_arn, kind, self.now())
-        self._changed()
+        self._changed([certificate.common_name])
 
     def detach_thing_principal(self, thing_name: str, principal: str) -> None:
         self._thing(thing_name)
         with self._store.transaction():
             certificate = self._principal(principal)
             self._store.detach_thing(thing_name, certificate.certificate_arn)
-        self._changed()
+        self._changed([certificate.common_name])
 
     def thing_principals(self, thing_name: str) -> list[ThingPrincipal]:
         self._thing(thing_name)
@@ -321,22 +339,31 @@ class IdentityService:
             names += [n for n in self._store.policies_of_target(target) if n not in names]
         return names
 
-    def membership_changed(self, deleted_groups: Sequence[str]) -> None:
-        """Engine listener: group membership changed (or groups were deleted, taking their policy
-        attachments with them). Access is rebuilt only if some thing group has a policy."""
+    def membership_changed(self, deleted_groups: Sequence[str], things: Sequence[str] | None = None) -> None:
+        """Engine listener: the group membership of ``things`` changed (None: of any thing), or
+        groups were deleted, taking their policy attachments with them. Access is recompiled only
+        if some thing group has a policy, and only for the certificates attached to ``things``."""
         dropped = self.policies.forget_groups(list(deleted_groups)) if deleted_groups else False
-        if dropped or self.policies.group_targets_attached():
-            self._changed()
+        if dropped or things is None:
+            if dropped or self.policies.group_targets_attached():
+                self._changed()
+        elif self.policies.group_targets_attached():
+            self._changed(self._store.common_names_of_things(things))
 
     # what the broker enforces ------------------------------------------------------------------
-    def _statements(self, certificate: Certificate, things: Sequence[str]) -> list[policies.Statement]:
+    def _statements(
+        self, certificate: Certificate, things: Sequence[str], documents: DocumentsByTarget | None = None
+    ) -> list[policies.Statement]:
         """The certificate's own policies, and those of the thing groups (and their ancestors) of
         ``things``: AWS evaluates them together (an explicit Deny in any of them wins)."""
         groups = [self.policies.group_arn(g) for g in self._groups.inherited_by(things)]
-        return self.policies.statements_of([certificate.certificate_arn, *groups])
+        return self.policies.statements_of([certificate.certificate_arn, *groups], documents)
 
-    def _things(self, certificate: Certificate) -> tuple[list[str], list[str]]:
-        attached = self._store.things_of_principal(certificate.certificate_arn)
+    def _things(
+        self, certificate: Certificate, attached: list[ThingPrincipal] | None = None
+    ) -> tuple[list[str], list[str]]:
+        if attached is None:
+            attached = self._store.things_of_principal(certificate.certificate_arn)
         exclusive = [t.thing_name for t in attached if t.principal_type == "EXCLUSIVE_THING"]
         return exclusive, [t.thing_name for t in attached]
 
@@ -359,13 +386,22 @@ class IdentityService:
             policies.Facts(is_attached=thing is not None),
         )
 
-    def grants(self) -> list[Grant]:
-        """What every ACTIVE certificate may do, oldest first: the broker compiles its ACL from it."""
-        out = []
-        for certificate in self._store.certificates(ascending=True):
+    def grants(self, common_names: Collection[str] | None = None) -> Iterator[Grant]:
+        """What the ACTIVE certificates with these CNs may do (None: every certificate, oldest
+        first, read with a few bulk queries), one at a time: the broker compiles its ACL from it."""
+        if common_names is not None:
+            found = (self._store.certificate_by_common_name(cn) for cn in common_names)
+            certificates = [c for c in found if c is not None]
+            attached = None
+            documents = None
+        else:
+            certificates = self._store.certificates(ascending=True)
+            attached = self._store.all_thing_principals()
+            documents = self._store.all_default_documents()
+        for certificate in certificates:
             if certificate.status != "ACTIVE":
                 continue
-            exclusive, names = self._things(certificate)
+            mine = None if attached is None else attached.get(certificate.certificate_arn, [])
+            exclusive, names = self._things(certificate, mine)
             things = tuple(exclusive[:1] or names)
-            out.append(Grant(certificate.common_name, self._statements(certificate, things), things))
-        return out
+            yield Grant(certificate.common_name, self._statements(certificate, things, documents), things)

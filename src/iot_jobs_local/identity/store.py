@@ -8,6 +8,7 @@ service is stopped) use the file; each operation runs in one transaction.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ CREATE TABLE IF NOT EXISTS identity_certificates (
     generation_id TEXT NOT NULL,
     customer_version INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS identity_certificates_by_arn ON identity_certificates (certificate_arn);
 CREATE TABLE IF NOT EXISTS identity_revoked_serials (
     serial_number TEXT PRIMARY KEY
 );
@@ -108,6 +110,9 @@ class ThingPrincipal:
     principal: str
     principal_type: str
 
+
+#: Target ARN -> (policy name, default version's document) of each policy attached to it.
+DocumentsByTarget = dict[str, list[tuple[str, str]]]
 
 _CERT_COLUMNS = (
     "certificate_id, certificate_arn, status, certificate_pem, common_name, serial_number, not_before, "
@@ -264,8 +269,10 @@ class IdentityStore:
         return [row[0] for row in rows]
 
     def has_target_prefix(self, prefix: str) -> bool:
+        """A range on the target index (a fleet has a target per certificate: no scan of them)."""
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         row = self._db.execute(
-            "SELECT 1 FROM identity_policy_targets WHERE substr(target, 1, ?) = ? LIMIT 1", (len(prefix), prefix)
+            "SELECT 1 FROM identity_policy_targets WHERE target >= ? AND target < ? LIMIT 1", (prefix, upper)
         ).fetchone()
         return row is not None
 
@@ -279,6 +286,19 @@ class IdentityStore:
             (target,),
         )
         return [(row[0], row[1]) for row in rows]
+
+    def all_default_documents(self) -> DocumentsByTarget:
+        """``default_documents_of_target`` for every target at once (one query, for a full rebuild)."""
+        rows = self._db.execute(
+            "SELECT t.target, p.policy_name, v.document FROM identity_policy_targets t "
+            "JOIN identity_policies p ON p.policy_name = t.policy_name "
+            "JOIN identity_policy_versions v ON v.policy_name = p.policy_name AND v.version_id = p.default_version_id "
+            "ORDER BY t.target, t.attached_at, p.policy_name"
+        )
+        out: DocumentsByTarget = {}
+        for target, name, document in rows:
+            out.setdefault(target, []).append((name, document))
+        return out
 
     # thing principals -------------------------------------------------------------------------
     def attach_thing(self, thing_name: str, principal: str, principal_type: str, now: float) -> None:
@@ -307,3 +327,26 @@ class IdentityStore:
             (principal,),
         )
         return [ThingPrincipal(*row) for row in rows]
+
+    def all_thing_principals(self) -> dict[str, list[ThingPrincipal]]:
+        """``things_of_principal`` for every principal at once (one query, for a full rebuild)."""
+        rows = self._db.execute(
+            "SELECT thing_name, principal, principal_type FROM identity_thing_principals "
+            "ORDER BY principal, attached_at, thing_name"
+        )
+        out: dict[str, list[ThingPrincipal]] = {}
+        for row in rows:
+            out.setdefault(row[1], []).append(ThingPrincipal(*row))
+        return out
+
+    def common_names_of_things(self, thing_names: Sequence[str]) -> list[str]:
+        """The CNs of the certificates attached to these things."""
+        out: list[str] = []
+        for thing_name in thing_names:
+            rows = self._db.execute(
+                "SELECT c.common_name FROM identity_thing_principals t "
+                "JOIN identity_certificates c ON c.certificate_arn = t.principal WHERE t.thing_name = ?",
+                (thing_name,),
+            )
+            out += [row[0] for row in rows]
+        return out
