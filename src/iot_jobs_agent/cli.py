@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from iot_jobs.cli import add_connection_options, connection_defaults, resolve
-from iot_jobs.connection import preflight
+from iot_jobs.connection import MQTT_VERSIONS
 from iot_jobs.errors import IotJobsError
 from iot_jobs.settings import Settings
 
@@ -61,15 +61,15 @@ def parser(defaults: dict[str, object]) -> argparse.ArgumentParser:
         action="store_true",
         help="copy the shipped handlers (managed templates' operations) into --handlers DIR and exit",
     )
-    p.add_argument("--mqtt", choices=("5",), default="5", help="MQTT version (5; 3.1.1 is not supported yet)")
+    p.add_argument("--mqtt", choices=MQTT_VERSIONS, default="5", help="MQTT version (default 5)")
     return p
 
 
-async def _serve(options: Options, settings: Settings) -> None:
+async def _serve(options: Options, settings: Settings, mqtt: str) -> None:
     from .executor import Executor
     from .link import Link
 
-    link = Link(settings)
+    link = Link(settings, mqtt)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -136,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 "allowed" if policy.allow_run_command else "refused",
                 options.max_concurrent,
             )
-            preflight(settings)  # a wrong port, file or CA as one line, not the CRT's retries
-            asyncio.run(_serve(options, settings))
+            asyncio.run(_serve(options, settings, args.mqtt))
     except IotJobsError as exc:
         print(f"iot-jobs-agent: {exc.line()}", file=sys.stderr)
         return 1
