@@ -131,13 +131,14 @@ class Transport:
         self._on_down(crt_error_name(data.exception), taken)
 
     # MQTT 3.1.1 lifecycle --------------------------------------------------------------------
-    def mqtt311_success(self, _connection: mqtt.Connection, _data: mqtt.OnConnectionSuccessData) -> None:
+    # The CRT passes these arguments by keyword.
+    def mqtt311_success(self, connection: mqtt.Connection, callback_data: mqtt.OnConnectionSuccessData) -> None:
         self._on_up()  # also called after each reconnection (on_connection_resumed would repeat it)
 
-    def mqtt311_failure(self, _connection: mqtt.Connection, data: mqtt.OnConnectionFailureData) -> None:
-        self._on_failed(crt_error_name(data.error))
+    def mqtt311_failure(self, connection: mqtt.Connection, callback_data: mqtt.OnConnectionFailureData) -> None:
+        self._on_failed(crt_error_name(callback_data.error))
 
-    def mqtt311_interrupted(self, _connection: mqtt.Connection, error: BaseException, **_kwargs: Any) -> None:
+    def mqtt311_interrupted(self, connection: mqtt.Connection, error: BaseException, **_kwargs: Any) -> None:
         self._on_down(crt_error_name(error), False)
 
 

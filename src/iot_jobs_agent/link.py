@@ -41,7 +41,8 @@ class Link:
         self.events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
         self._connections = 0
-        self.plane = self._new_plane()
+        #: Built once preflight passed (the builder itself reads the certificate files).
+        self.plane: DataPlane | None = None
 
     def _new_plane(self) -> DataPlane:
         """A fresh client for each first-connection attempt. No client-side flow control: the agent
@@ -71,21 +72,24 @@ class Link:
         while True:
             try:
                 await asyncio.to_thread(preflight, self.settings)  # a wrong port, file or CA as one line
+                self.plane = self._new_plane()
                 await asyncio.to_thread(self.plane.__enter__)
                 return
             except IotJobsError as exc:
                 if misconfigured(exc):
                     raise
-                self.plane.close()
+                self.close()
                 log.warning("connection: attempt %d failed: %s; retrying in %.1f s", attempt, exc.line(), delay)
             await asyncio.sleep(delay)  # back-off between attempts, not synchronisation
             delay, attempt = min(delay * 2, CONNECT_RETRY_S[1]), attempt + 1
-            self.plane = self._new_plane()
 
     def close(self) -> None:
-        self.plane.close()
+        if self.plane is not None:
+            self.plane.close()
+            self.plane = None
 
     async def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        assert self.plane is not None, "not connected yet"
         return await asyncio.to_thread(getattr(self.plane, name), *args, **kwargs)
 
 
