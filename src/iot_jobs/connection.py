@@ -1,6 +1,7 @@
-"""The device's MQTT connection, built from ``Settings``: the one place that does it.
+"""The device's MQTT connection (MQTT5, or 3.1.1), built from ``Settings``: the one place that does it.
 
-The console's data plane uses it, and so do the programs that act as devices. ``preflight`` turns
+The console's data plane uses it, and so do the programs that act as devices. ``Transport`` hides
+which version it is behind three callbacks; ``jobs_client`` puts ``IotJobsClientV2`` on either. ``preflight`` turns
 the CRT's silent retries (a wrong port, a missing file, an untrusted CA) into one clear error.
 """
 
