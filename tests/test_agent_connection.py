@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -127,3 +128,26 @@ def test_a_misconfiguration_is_one_line_and_an_exit(
     assert lines == [f"iot-jobs-agent: Connect failed: FileNotFound: --cert file not found: {missing}"], lines
     assert "Traceback" not in proc.log_text()
     assert not os.path.exists(missing)
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_the_console_shares_the_flag(service: ServiceProcess, tmp_path: Path, how: str) -> None:
+    thing = unique("console311")
+    service.provision(thing)
+    job_id = service.create_job(thing, {"operation": "x"})
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "state")}
+    env.pop("IOT_JOBS_LOCAL", None)
+    args = ["--local", "--state-dir", str(service.state_dir), "--thing", thing, "-c", "get-pending-job-executions"]
+    if how == "flag":
+        args = ["--mqtt", "3.1.1", *args]
+    else:
+        env["IOT_JOBS_MQTT"] = "3.1.1"
+    done = subprocess.run(
+        [sys.executable, "-m", "iot_jobs", *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert job_id in done.stdout and "GetPendingJobExecutions Response" in done.stdout, done.stdout
+    wrong = subprocess.run(
+        [sys.executable, "-m", "iot_jobs", *args, "--mqtt", "4"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert wrong.returncode == 2 and wrong.stderr.strip() == "iot-jobs: --mqtt must be 5 or 3.1.1, got '4'"

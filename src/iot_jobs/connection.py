@@ -17,7 +17,7 @@ from awscrt import http, mqtt, mqtt5, mqtt_request_response
 from awsiot import iotjobs, mqtt5_client_builder, mqtt_connection_builder
 
 from .errors import IotJobsError
-from .settings import Settings, check_files
+from .settings import MQTT_VERSIONS, Settings, check_files
 
 #: Seconds between PINGREQs; the reconnect back-off runs from the first delay to the last.
 KEEP_ALIVE_S = 30
@@ -67,10 +67,6 @@ def preflight(settings: Settings) -> None:
 
 def crt_error_name(exc: BaseException | None) -> str:
     return getattr(exc, "name", None) or (type(exc).__name__ if exc else "unknown")
-
-
-#: The device's MQTT versions: "5" (the default) or "3.1.1".
-MQTT_VERSIONS = ("5", "3.1.1")
 
 
 class Transport:
