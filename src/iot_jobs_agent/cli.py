@@ -63,11 +63,11 @@ def parser(defaults: dict[str, object]) -> argparse.ArgumentParser:
     return p
 
 
-async def _serve(options: Options, settings: Settings, mqtt: str) -> None:
+async def _serve(options: Options, settings: Settings) -> None:
     from .executor import Executor
     from .link import Link
 
-    link = Link(settings, mqtt)
+    link = Link(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 "allowed" if policy.allow_run_command else "refused",
                 options.max_concurrent,
             )
-            asyncio.run(_serve(options, settings, settings.mqtt))
+            asyncio.run(_serve(options, settings))
     except IotJobsError as exc:
         print(f"iot-jobs-agent: {exc.line()}", file=sys.stderr)
         return 1

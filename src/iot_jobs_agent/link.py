@@ -35,9 +35,9 @@ def misconfigured(exc: IotJobsError) -> bool:
 
 
 class Link:
-    def __init__(self, settings: Settings, mqtt: str = "5") -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.mqtt = mqtt
+        self.mqtt = settings.mqtt
         self.events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
         self._connections = 0
