@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from support.agent import AgentProcess, execution, wait_final
 from support.common import unique
 from support.processes import ExitWatch
@@ -55,15 +57,17 @@ def wait_for_file(path: Path, timeout: float) -> None:
         time.sleep(0.02)  # polling a condition with a deadline
 
 
+@pytest.mark.parametrize("down", ["kill9", "shutdown"])
 def test_aws_reboot_runs_in_two_phases_across_the_agent_restart(
-    service: ServiceProcess, agent: Callable[..., AgentProcess], tmp_path: Path
+    service: ServiceProcess, agent: Callable[..., AgentProcess], tmp_path: Path, down: str
 ) -> None:
     """AWS-Reboot from the managed template, dry run: run 1 writes its lock and waits for the reboot;
     the agent dies under it (the reboot); the next agent finds the job IN_PROGRESS, runs reboot.sh
-    again because the handler says it is safe to repeat, and run 2 reports the reboot done."""
+    again because the handler says it is safe to repeat, and run 2 reports the reboot done.
+    ``shutdown``: as a system shutdown does, SIGTERM reaches the handler and the agent together."""
     handlers = install(tmp_path)
     thing = unique("agent")
-    first = agent(thing, "--dry-run", handlers=handlers)
+    first = agent(thing, "--dry-run", "--grace", "0.5", handlers=handlers)
     job_id = unique("reboot")
     service.iot().create_job(
         jobId=job_id,
@@ -77,9 +81,14 @@ def test_aws_reboot_runs_in_two_phases_across_the_agent_restart(
         assert execution(service, job_id, thing)["status"] == "IN_PROGRESS"  # waiting for the reboot
         # The reboot: the agent and its handler go down together.
         with ExitWatch(pid) as watch:
-            first.kill9()
-            os.killpg(pid, signal.SIGKILL)
+            if down == "kill9":
+                first.kill9()
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.killpg(pid, signal.SIGTERM)  # ignored while it waits for the reboot
+                assert first.stop() == 0
             assert watch.wait(WAIT)
+        assert execution(service, job_id, thing)["status"] == "IN_PROGRESS"
         second = agent(thing, "--dry-run", handlers=handlers, ready=False)
         second.wait_log(rf"{job_id}: was IN_PROGRESS before this agent started; its handlers are safe to repeat", WAIT)
         wait_final(second, job_id, "SUCCEEDED")

@@ -27,5 +27,10 @@ if ! run reboot; then
     exit 1
 fi
 echo "rebooting: the job is reported after the boot"
-# Until the reboot stops this process (and the agent); without one, the step timeout fails the job.
+# Wait until the shutdown ends this process (without a reboot, the step timeout fails the job).
+# The shutdown signals every process of the agent's service at once: were this handler to die of
+# that SIGTERM before the agent had it, the agent would report the job FAILED before it stopped.
+# Ignoring it, the handler outlives the agent's shutdown (the agent ends it with SIGKILL after
+# --grace and reports nothing), and the job stays IN_PROGRESS for run 2.
+trap '' TERM INT HUP
 exec sleep 86400
