@@ -55,6 +55,7 @@ _OPTIONS: list[tuple[tuple[str, ...], str, str, type]] = [
     (("--proxy_port",), "proxy_port", "HTTP proxy port (default 8080)", int),
     (("--state-dir",), "state_dir", "iot-jobs-local state directory (default ~/.local/state/iot-jobs-local)", str),
     (("--timeout",), "timeout", "seconds to wait for a data-plane response (default 10)", int),
+    (("--mqtt",), "mqtt", "MQTT version of the device connection: 5 or 3.1.1 (default 5)", str),
     (
         ("--output",),
         "output",
@@ -73,6 +74,7 @@ _DEFAULTS: dict[str, object] = {
     "port": 8883,
     "proxy_port": 8080,
     "timeout": 10,
+    "mqtt": "5",
     "output": "text",
     "verbosity": "none",
     "local": False,
@@ -226,6 +228,7 @@ def _aws_settings(args: argparse.Namespace) -> Settings:
         region=args.region or region_from_endpoint(args.endpoint),
         profile=args.profile,
         operation_timeout=args.timeout,
+        mqtt=args.mqtt,
         proxy_host=args.proxy_host,
         proxy_port=args.proxy_port,
     )
@@ -262,6 +265,7 @@ def resolve(args: argparse.Namespace) -> Iterator[Settings]:
             aws_secret_access_key=creds.secret_access_key,
             operation_timeout=args.timeout,
             thing_provisioned=True,
+            mqtt=args.mqtt,
         )
 
 
@@ -280,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
             raise IotJobsError(f"--output must be one of {', '.join(OUTPUTS)}, got {args.output!r}", "Usage")
         if args.verbosity.lower() not in VERBOSITY:
             raise IotJobsError(f"--verbosity must be one of {', '.join(VERBOSITY)}", "Usage")
+        from .settings import MQTT_VERSIONS
+
+        if args.mqtt not in MQTT_VERSIONS:
+            raise IotJobsError(f"--mqtt must be 5 or 3.1.1, got {args.mqtt!r}", "Usage")
     except IotJobsError as exc:
         print(f"iot-jobs: {exc.message}", file=sys.stderr)
         return 2

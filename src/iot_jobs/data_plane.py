@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any
 
 import awsiot
-from awscrt import mqtt5, mqtt_request_response
+from awscrt import mqtt_request_response
 from awsiot import iotjobs
 
 from . import connection
@@ -35,7 +35,10 @@ _STREAMS = ("JobExecutionsChanged", "NextJobExecutionChanged")
 
 
 class DataPlane:
-    """An MQTT5 connection, an ``IotJobsClientV2`` and its two event streams."""
+    """An MQTT connection (``mqtt`` "5" or "3.1.1"), an ``IotJobsClientV2`` and its two event streams.
+
+    ``flow_control=False``: without the MQTT5 builder's client-side limiter (``connection``).
+    """
 
     def __init__(
         self,
@@ -44,6 +47,8 @@ class DataPlane:
         on_status: StatusSink,
         on_state: Callable[[str], None] | None = None,
         on_response: Callable[[int], None] | None = None,
+        mqtt: str = "5",
+        flow_control: bool = True,
     ) -> None:
         self._settings = settings
         self._on_event = on_event
@@ -61,17 +66,17 @@ class DataPlane:
         self._connected_at = 0.0
         self._quick_drops = 0
         self.connection_state = "connecting"
-        self._client = connection.mqtt5_client(
-            settings, self._connection_success, self._connection_failure, self._disconnection
+        self._client = connection.Transport(
+            settings, self._connection_success, self._connection_failure, self._disconnection, mqtt, flow_control
         )
-        self.jobs = connection.jobs_client(self._client, settings)
+        self.jobs = connection.jobs_client(self._client.client, settings)
 
     # lifecycle ---------------------------------------------------------------------------------
     def _set_state(self, state: str) -> None:
         self.connection_state = state
         self._on_state(state)
 
-    def _connection_success(self, _data: mqtt5.LifecycleConnectSuccessData) -> None:
+    def _connection_success(self) -> None:
         self._connected_at = time.monotonic()
         self._set_state("connected")
         self._connected.set()
@@ -81,25 +86,22 @@ class DataPlane:
             self._on_status(f"Reconnected to {self._settings.endpoint}:{self._settings.port}")
         self._ever_connected = True
 
-    def _connection_failure(self, data: mqtt5.LifecycleConnectFailureData) -> None:
-        reason = connection.crt_error_name(data.exception)
-        if data.connack_packet is not None and data.connack_packet.reason_code:
-            reason = f"CONNACK {data.connack_packet.reason_code.name}"
+    def _connection_failure(self, reason: str) -> None:
         if not self._first.done():
             self._first.set_exception(IotJobsError(f"MQTT connection refused: {reason}", "ConnectFailed", "Connect"))
 
-    def _disconnection(self, data: mqtt5.LifecycleDisconnectData) -> None:
-        packet = data.disconnect_packet
-        if packet is not None and packet.reason_code == mqtt5.DisconnectReasonCode.SESSION_TAKEN_OVER:
-            # AWS IoT says so in its DISCONNECT (reason 0x8E).
+    def _disconnection(self, error: str, taken_over: bool) -> None:
+        if taken_over:
+            # AWS IoT says so in its MQTT5 DISCONNECT (reason 0x8E).
             self._stop_taken_over("another client connected with client id {id} (session taken over)")
             return
         now = time.monotonic()
         quick = now - self._connected_at < QUICK_DROP_S
         self._quick_drops = self._quick_drops + 1 if quick else 0
         if self._quick_drops >= QUICK_DROPS:
-            # Mosquitto just closes the socket of the client it takes over from; dropped again and
-            # again right after connecting is what two clients sharing one id look like.
+            # Mosquitto (and any broker over MQTT 3.1.1) just closes the socket of the client it
+            # takes over from; dropped again and again right after connecting is what two clients
+            # sharing one id look like.
             self._stop_taken_over(
                 f"dropped {self._quick_drops} times right after connecting: another client most likely uses "
                 "client id {id} (each connection takes the session over)"
@@ -108,9 +110,7 @@ class DataPlane:
         if self.connection_state == "connected":
             self._set_state("reconnecting")
             self._connected.clear()
-            self._on_status(
-                f"Disconnected from the broker ({connection.crt_error_name(data.exception)}); reconnecting..."
-            )
+            self._on_status(f"Disconnected from the broker ({error}); reconnecting...")
 
     def _stop_taken_over(self, why: str) -> None:
         """Reconnecting would take the session back from the other client, which would do the same:

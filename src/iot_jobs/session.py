@@ -93,7 +93,7 @@ def run(
         log.info("%s", text)
         printer.line(fmt.status(text))
 
-    with DataPlane(settings, on_event, on_status, on_state, printer.release_before) as data:
+    with DataPlane(settings, on_event, on_status, on_state, printer.release_before, mqtt=settings.mqtt) as data:
         trace("MQTT connected, streams open")
         ctx = Context(data=data, control=control, out=printer, table=build_table(), state=state, fmt=fmt)
         if interactive:

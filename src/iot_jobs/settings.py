@@ -17,6 +17,10 @@ def region_from_endpoint(endpoint: str | None) -> str | None:
     return found.group(1) if found else None
 
 
+#: The device's MQTT versions (``--mqtt``): "5" (the default) or "3.1.1".
+MQTT_VERSIONS = ("5", "3.1.1")
+
+
 @dataclass(frozen=True)
 class Settings:
     endpoint: str
@@ -39,6 +43,8 @@ class Settings:
     proxy_port: int = 8080
     #: The thing is known to exist (iot-jobs-local provisioned it): no DescribeThing at start-up.
     thing_provisioned: bool = False
+    #: MQTT version of the device connection, one of ``MQTT_VERSIONS``.
+    mqtt: str = "5"
 
 
 def check_files(settings: Settings) -> None:

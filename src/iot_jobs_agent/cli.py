@@ -16,9 +16,8 @@ import sys
 from pathlib import Path
 
 from iot_jobs.cli import add_connection_options, connection_defaults, resolve
-from iot_jobs.connection import preflight
 from iot_jobs.errors import IotJobsError
-from iot_jobs.settings import Settings
+from iot_jobs.settings import MQTT_VERSIONS, Settings
 
 from .handlers import Policy, Refused, check_directory
 from .install import install_handlers
@@ -61,7 +60,6 @@ def parser(defaults: dict[str, object]) -> argparse.ArgumentParser:
         action="store_true",
         help="copy the shipped handlers (managed templates' operations) into --handlers DIR and exit",
     )
-    p.add_argument("--mqtt", choices=("5",), default="5", help="MQTT version (5; 3.1.1 is not supported yet)")
     return p
 
 
@@ -98,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         args = parser(connection_defaults(argv)).parse_args(argv)
+        if args.mqtt not in MQTT_VERSIONS:
+            raise IotJobsError(f"--mqtt must be 5 or 3.1.1, got {args.mqtt!r}", "Usage")
         if args.max_concurrent < 1:
             raise IotJobsError("--max-concurrent must be at least 1", "Usage")
         if args.step_timeout <= 0 or args.grace < 0:
@@ -136,7 +136,6 @@ def main(argv: list[str] | None = None) -> int:
                 "allowed" if policy.allow_run_command else "refused",
                 options.max_concurrent,
             )
-            preflight(settings)  # a wrong port, file or CA as one line, not the CRT's retries
             asyncio.run(_serve(options, settings))
     except IotJobsError as exc:
         print(f"iot-jobs-agent: {exc.line()}", file=sys.stderr)

@@ -51,7 +51,11 @@ class Executor:
 
     async def run(self) -> None:
         await self.link.open()
-        log.info("step 1: connected as %s; both event streams are open", self.link.settings.thing_name)
+        log.info(
+            "step 1: connected as %s over MQTT %s; both event streams are open",
+            self.link.settings.thing_name,
+            self.link.mqtt,
+        )
         await self.refresh("start-up")
         while True:
             self.schedule()

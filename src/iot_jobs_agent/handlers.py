@@ -5,6 +5,10 @@ user and writable by nobody else; a name is a bare file name, and a symlink must
 directory. Arguments are an argv (no shell ever). ``runCommand`` needs ``--allow-run-command``.
 ``runAsUser`` switches user only through ``sudo -n -u USER`` and only for users the configuration
 allows; otherwise the step fails (it never runs as the agent's own user instead).
+
+A handler may declare itself safe to run again after the agent restarted under it (the restart
+policy, docs/agent.md) with the line ``# iot-jobs-agent: safe-to-repeat`` near its top: the shipped
+two-phase ``reboot.sh`` does, since AWS-Reboot's document cannot carry ``safeToRepeat``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .documents import RUN_COMMAND, Action, DocumentError, check_handler_name
+
+#: The line by which a handler declares itself safe to repeat, looked for in its first ``MARK_BYTES``.
+SAFE_TO_REPEAT_MARK = "# iot-jobs-agent: safe-to-repeat"
+MARK_BYTES = 1024
 
 #: The only PATH handlers see (a root-like default so that apt-get, systemctl... are found).
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -42,6 +50,8 @@ class Prepared:
     argv: tuple[str, ...]
     #: Why the step must fail without running (a user that cannot be switched to), else None.
     failure: str | None = None
+    #: The handler declares itself safe to run again after an agent restart (``SAFE_TO_REPEAT_MARK``).
+    safe_to_repeat: bool = False
 
 
 def _check_owner_and_mode(path: Path, what: str) -> os.stat_result:
@@ -95,6 +105,7 @@ def find_handler(policy: Policy, name: str, path: str) -> Path:
 
 def prepare(policy: Policy, action: Action) -> Prepared:
     """The argv of ``action`` (``[handler, runAsUser, *args]`` as the Device Client passes it), or ``Refused``."""
+    repeat = False
     if action.type == RUN_COMMAND:
         if not policy.allow_run_command:
             raise Refused("runCommand is not allowed on this device (start the agent with --allow-run-command)")
@@ -102,16 +113,28 @@ def prepare(policy: Policy, action: Action) -> Prepared:
         argv: tuple[str, ...] = (program or action.command[0], *action.command[1:])
     else:
         assert action.handler is not None
-        argv = (str(find_handler(policy, action.handler, action.path)), action.run_as_user, *action.args)
+        handler = find_handler(policy, action.handler, action.path)
+        argv = (str(handler), action.run_as_user, *action.args)
+        repeat = declares_safe_to_repeat(handler)
     user = action.run_as_user
     if not user or user == _me():
-        return Prepared(argv)
+        return Prepared(argv, safe_to_repeat=repeat)
     if user not in policy.run_as_users:
         return Prepared(argv, f"runAsUser {user!r} is not allowed on this device (--run-as-user)")
     sudo = shutil.which("sudo", path=SAFE_PATH)
     if sudo is None:
         return Prepared(argv, f"runAsUser {user!r} needs sudo, which is not installed")
-    return Prepared((sudo, "-n", "-u", user, "--", *argv))
+    return Prepared((sudo, "-n", "-u", user, "--", *argv), safe_to_repeat=repeat)
+
+
+def declares_safe_to_repeat(handler: Path) -> bool:
+    """The handler (already checked: ours, not writable by others) has the mark line near its top."""
+    try:
+        with handler.open("rb") as file:
+            head = file.read(MARK_BYTES).decode(errors="replace")
+    except OSError:
+        return False
+    return any(line.strip() == SAFE_TO_REPEAT_MARK for line in head.splitlines())
 
 
 def _me() -> str:

@@ -123,12 +123,14 @@ class Job:
             log.info("%s: REJECTED: %s", self.job_id, exc)
             await self._final("REJECTED", {"reason": _clip(str(exc))})
             return
-        if self.recovering and not plan.safe_to_repeat:
-            log.info("%s: was IN_PROGRESS before this agent started; FAILED (%s)", self.job_id, RESTARTED)
-            await self._final("FAILED", {"reason": RESTARTED})
-            return
         if self.recovering:
-            log.info("%s: was IN_PROGRESS before this agent started; safeToRepeat: running it again", self.job_id)
+            handlers_say = all(p.safe_to_repeat for p in prepared)
+            if not (plan.safe_to_repeat or handlers_say):
+                log.info("%s: was IN_PROGRESS before this agent started; FAILED (%s)", self.job_id, RESTARTED)
+                await self._final("FAILED", {"reason": RESTARTED})
+                return
+            why = "safeToRepeat" if plan.safe_to_repeat else "its handlers are safe to repeat (e.g. reboot.sh)"
+            log.info("%s: was IN_PROGRESS before this agent started; %s: running it again", self.job_id, why)
         await self._steps(plan, prepared)
 
     async def _begin(self) -> Any:
