@@ -7,7 +7,7 @@ stamped (an execution's ``lastUpdatedAt``, the job's): when the latest stamp mov
 clock was at that stamp about when we saw it. Two such sightings far enough apart give the rate
 of the service's clock against ours; until then it is taken as 1 (AWS's clock, the wall clock).
 
-Pure: callers pass both times (``real`` from ``time.monotonic()``, stamps from the responses).
+Pure: callers pass both times (``real`` from the monotonic clock, stamps from the responses).
 """
 
 from __future__ import annotations

@@ -113,7 +113,7 @@ def svg(timeline: Timeline, end: float) -> str:
 
 def render(view: View, timeline: Timeline, end: float) -> str:
     """The whole HTML document."""
-    payload = json.dumps(data(view, timeline, end), separators=(",", ":")).replace("</", "<\\/")
+    payload = json.dumps(data(view, timeline, end), separators=(",", ":")).replace("<", "\\u003c")
     rows = "".join(
         f'<tr><td><span class="key" style="background:{COLOURS[b.status]}"></span>{b.status}</td>'
         f"<td>{b.count}</td><td>{b.share * 100:.1f} %</td></tr>"
