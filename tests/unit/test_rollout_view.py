@@ -183,6 +183,14 @@ def test_the_service_clock_is_estimated_from_the_stamps_it_reports() -> None:
     assert clock.now(104.0) == pytest.approx(T0 + 780)
 
 
+def test_a_rate_near_one_is_the_wall_clock_seen_through_the_polling() -> None:
+    clock = ServiceClock()
+    clock.observe(0.0, T0)
+    clock.observe(1.0, T0 + 10)
+    clock.observe(3.0, T0 + 12.3)  # 1.15 service seconds per real one: polling jitter
+    assert clock.scale == 1.0
+
+
 # the estimate of the rest ----------------------------------------------------------------------
 def test_the_rest_is_estimated_from_the_rollout_and_the_pace_of_finishing() -> None:
     timeline = Timeline(start=T0)
@@ -222,7 +230,7 @@ def test_the_frame_fits_the_width_and_shows_every_count(width: int) -> None:
         return  # narrower: the lines are cut, not wrapped
     assert "(waiting)" in body and "10 not notified yet" in body
     assert "rate 10/min (maximumPerMinute 10)" in body
-    assert "abort FAILED >= 50% once 4 executed: 2/12 failed (16.7%)" in body
+    assert "abort FAILED >= 50% of >= 4 executed: 2/12 = 16.7%; 8 more failures fire it" in body
     assert "retries: 1 so far on 1 thing(s); budget per thing: FAILED 2" in body
     assert "elapsed 1:15" in body
 

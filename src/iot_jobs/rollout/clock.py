@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 #: Two sightings less than this many real seconds apart do not fix the rate (too noisy).
 MIN_SPAN = 1.0
+#: A rate this close to 1 is the wall clock seen through the polling's jitter (AWS, an unscaled service).
+NEAR_ONE = (0.8, 1.25)
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,8 @@ class ServiceClock:
         """Service seconds per real second (1 until two sightings at least ``MIN_SPAN`` apart)."""
         if self._first is None or self._last is None or self._last.real - self._first.real < MIN_SPAN:
             return 1.0
-        return max(1e-3, (self._last.service - self._first.service) / (self._last.real - self._first.real))
+        rate = (self._last.service - self._first.service) / (self._last.real - self._first.real)
+        return 1.0 if NEAR_ONE[0] <= rate <= NEAR_ONE[1] else max(1e-3, rate)
 
     def observe(self, real: float, stamp: float | None) -> None:
         """The responses read at ``real`` carried ``stamp`` as their latest service time."""

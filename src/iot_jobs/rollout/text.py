@@ -71,19 +71,19 @@ def pace_text(p: Pace) -> str:
 
 
 def abort_text(a: AbortState) -> str:
+    """``abort FAILED >= 50% of >= 4 executed: 2/12 = 16.7%; 4 more failures fire it`` (fits 80 columns)."""
     rule = a.rule
     share = "-" if a.percent is None else f"{a.percent:.1f}%"
     head = (
-        f"abort {rule.failure_type} >= {rule.threshold_percentage:g}% once {rule.min_executed_things} executed: "
-        f"{a.failed}/{a.executed} failed ({share})"
+        f"abort {rule.failure_type} >= {rule.threshold_percentage:g}% of >= {rule.min_executed_things} executed: "
+        f"{a.failed}/{a.executed} = {share}"
     )
     if a.met:
-        return head + ", MET"
+        return head + "; MET"
     if a.failures_to_fire is None:
-        return head + ", cannot be met"
-    more = max(0, rule.min_executed_things - a.executed)
-    extra = f", {more} more to execute" if more else ""
-    return head + f"{extra}, fires after {a.failures_to_fire} more failure{'s' if a.failures_to_fire != 1 else ''}"
+        return head + "; cannot be met"
+    plural = "s" if a.failures_to_fire != 1 else ""
+    return head + f"; {a.failures_to_fire} more failure{plural} fire it"
 
 
 def retries_text(view: View) -> str | None:
