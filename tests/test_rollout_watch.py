@@ -200,6 +200,8 @@ def test_the_console_prints_a_line_per_change_when_piped(
     assert len(changes) >= 2 and all(a != b for a, b in itertools.pairwise(changes))
     assert report_data(report)["summary"]["counts"]["REJECTED"] == 1
     # The console carries on.
+    r.send("help watch-job")
+    assert r.expect("usage: watch-job") == "usage: watch-job <jobId> [--report FILE] [--interval S]"
     r.send(f"describe-job {job}")
     assert '"status":"COMPLETED"' in r.expect("DescribeJob Response: ")
     r.send("watch-job NoSuchJob-x")

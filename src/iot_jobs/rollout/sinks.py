@@ -19,6 +19,10 @@ def width() -> int:
     return shutil.get_terminal_size((80, 24)).columns
 
 
+def height() -> int:
+    return shutil.get_terminal_size((80, 24)).lines
+
+
 class Sink(Protocol):
     def show(self, view: View, changed: bool, problem: str | None) -> None: ...
     def finish(self, view: View, timeline: Timeline, end: float, note: str | None) -> None: ...
@@ -38,6 +42,8 @@ class LiveSink:
         self._draw(lines)
 
     def _draw(self, lines: list[str]) -> None:
+        # The cursor cannot go back above the screen's top: a frame taller than the screen is cut.
+        lines = lines[: max(1, height() - 1)]
         out = [HIDE_CURSOR] if self._drawn == 0 else [UP.format(self._drawn)]
         out += [f"\r{CLEAR_LINE}{line}\n" for line in lines]
         extra = self._drawn - len(lines)
