@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from iot_jobs.rollout import watch_job
 from repl_driver import PipedRepl
 from support.api import group_arn
@@ -52,6 +54,13 @@ class Lines(io.TextIOBase):
         for line in done:
             self.lines.put(line)
         return len(text)
+
+    def until(self, text: str, timeout: float = 20.0) -> str:
+        """The next line containing ``text``."""
+        deadline = time.monotonic() + timeout
+        while text not in (line := self.next(max(0.1, deadline - time.monotonic()))):
+            pass
+        return line
 
     def next(self, timeout: float = 20.0) -> str:
         try:
@@ -103,7 +112,10 @@ def report_data(path: Path) -> Any:
 
 
 def test_watch_job_follows_a_paced_rollout_on_the_service_clock(
-    service_factory: Callable[..., ServiceProcess], device: Callable[..., Device], tmp_path: Path
+    service_factory: Callable[..., ServiceProcess],
+    device: Callable[..., Device],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     """The fleet's call: a group job at 2 things a minute on a clock 60 times faster (a virtual
     minute per second). The lines follow the counts, the elapsed time is the service's (three
@@ -123,13 +135,15 @@ def test_watch_job_follows_a_paced_rollout_on_the_service_clock(
             ]
         },
     )
-    stream, report = Lines(), tmp_path / "rollout.html"
+    stream, report, stop = Lines(), tmp_path / "rollout.html", threading.Event()
     result: list[str] = []
     started = time.monotonic()
     watcher = threading.Thread(
-        target=lambda: result.append(watch_job(iot, job, stream=stream, interval=0.1, report=report)), daemon=True
+        target=lambda: result.append(watch_job(iot, job, stream=stream, interval=0.1, report=report, stop=stop)),
+        daemon=True,
     )
     watcher.start()
+    request.addfinalizer(stop.set)
     first = stream.next()
     assert first.startswith("[") and f" {job} IN_PROGRESS " in first and "waiting=3" in first, first
     assert "pace 2/min of 2/min" in first and "abort FAILED -/80%" in first
@@ -236,3 +250,67 @@ def test_the_console_prints_a_json_document_per_change(
         r.send("quit")
     finally:
         assert r.close() == 0, r.dump()
+
+
+def test_the_view_tells_the_story_of_retries_a_timeout_and_an_abort(
+    service_factory: Callable[..., ServiceProcess], device: Callable[..., Device], request: pytest.FixtureRequest
+) -> None:
+    """On a 60x clock: a failure retried once, a device that hangs and is timed out after a
+    (virtual) minute, then the abort criterion met; the view ends as the service does."""
+    svc = service_factory("--time-scale", "60")
+    iot = svc.iot()
+    target, (ok, flaky, hangs, late, last, _waits) = group_of(svc, device, 6)
+    job = unique("story")
+    iot.create_job(
+        jobId=job,
+        targets=[target],
+        document=DOC,
+        abortConfig={
+            "criteriaList": [
+                {"failureType": "ALL", "action": "CANCEL", "thresholdPercentage": 50, "minNumberOfExecutedThings": 4}
+            ]
+        },
+        jobExecutionsRetryConfig={"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 1}]},
+        timeoutConfig={"inProgressTimeoutInMinutes": 1},
+    )
+    stream, stop = Lines(), threading.Event()
+    result: list[str] = []
+    watcher = threading.Thread(
+        target=lambda: result.append(watch_job(iot, job, stream=stream, interval=0.1, stop=stop)), daemon=True
+    )
+    watcher.start()
+    request.addfinalizer(stop.set)  # a failed test does not leave the watch polling a stopped service
+    assert "queued=6" in stream.next()
+    run_execution(ok, job, "SUCCEEDED")
+    run_execution(flaky, job, "FAILED")
+    retrying = line_counts(stream.until("retries 1"))  # retried: QUEUED again, not failed
+    assert (retrying["failed"], retrying["queued"], retrying["succeeded"]) == (0, 5, 1)
+    run_execution(flaky, job, "FAILED")  # its retry fails too: the budget is spent
+    run_execution(hangs, job, "IN_PROGRESS")
+    stream.until("timed_out=1")  # a virtual minute later (a real second or so), as the view shows it
+    assert counts_of(iot, job)["timed_out"] == 1
+    run_execution(late, job, "SUCCEEDED")  # 4 executed, 2 of them failures: 50 %, but no failure to check it
+    reached = stream.until("succeeded=2")
+    assert "abort ALL 50.0%/50% reached" in reached and " IN_PROGRESS " in reached
+    # The next failure fires it (its retry, QUEUED, and the one still waiting are canceled).
+    run_execution(last, job, "FAILED")
+    watcher.join(20)
+    assert not watcher.is_alive(), "\n".join(stream.seen)
+    while not stream.lines.empty():
+        stream.next()
+    described = iot.describe_job(jobId=job)["job"]
+    assert result == ["CANCELED"] == [described["status"]]
+    final = counts_of(iot, job)
+    assert final == {**dict.fromkeys(KEYS, 0), "succeeded": 2, "failed": 1, "timed_out": 1, "canceled": 2}
+    changes = [line for line in stream.seen if line.startswith("[")]
+    assert line_counts(changes[-1]) == final
+    assert "abort ALL 50.0%/50% MET" in changes[-1]
+    assert "CANCELED by its abort config (ALL reached 50 %)" in changes[-1]
+    # The retries as the service lists them, and as the view counted them.
+    summaries = iot.list_job_executions_for_job(jobId=job)["executionSummaries"]
+    retried = [s for s in summaries if s["jobExecutionSummary"].get("retryAttempt")]
+    assert len(retried) == 2 and "retries 2" in changes[-1]
+    assert any("timed_out=1" in line for line in changes)
+    summary = "\n".join(stream.seen)
+    assert "abort ALL >= 50% of >= 4 executed: 2/4 = 50.0%; MET" in summary
+    assert "retries: 2 so far on 2 thing(s); budget per thing: FAILED 1" in summary

@@ -132,9 +132,26 @@ def test_an_abort_criterion_waits_for_its_minimum_then_fires_at_its_threshold() 
     """The service's own case: FAILED >= 50 % once 2 were executed."""
     rule = AbortRule("FAILED", 50, 2)
     one = model.abort_state(rule, {"SUCCEEDED": 1, "IN_PROGRESS": 1, "QUEUED": 1})
-    assert (one.executed, one.failed, one.met, one.failures_to_fire) == (1, 0, False, 1)
-    two = model.abort_state(rule, {"SUCCEEDED": 1, "FAILED": 1, "IN_PROGRESS": 1})
-    assert (two.executed, two.failed, two.percent, two.met, two.failures_to_fire) == (2, 1, 50.0, True, 0)
+    assert (one.executed, one.failed, one.reached, one.failures_to_fire) == (1, 0, False, 1)
+    counts = {"SUCCEEDED": 1, "FAILED": 1, "IN_PROGRESS": 1}
+    two = model.abort_state(rule, counts, canceled=True)
+    assert (two.executed, two.failed, two.percent, two.reached, two.met, two.failures_to_fire) == (
+        2,
+        1,
+        50.0,
+        True,
+        True,
+        0,
+    )
+    assert text.abort_text(two).endswith("1/2 = 50.0%; MET")
+
+
+def test_a_criterion_reached_by_a_success_fires_at_the_next_failure() -> None:
+    """The service checks the criteria when an execution fails: a success that brings the executed
+    things to the minimum, above the threshold, leaves the job running."""
+    state = model.abort_state(AbortRule("ALL", 50, 4), {"SUCCEEDED": 2, "FAILED": 1, "TIMED_OUT": 1})
+    assert (state.reached, state.met, state.failures_to_fire) == (True, False, 1)
+    assert text.abort_text(state).endswith("2/4 = 50.0%; reached: the next failure fires it")
 
 
 @pytest.mark.parametrize(
@@ -142,7 +159,8 @@ def test_an_abort_criterion_waits_for_its_minimum_then_fires_at_its_threshold() 
     [
         (AbortRule("FAILED", 50, 1), {"SUCCEEDED": 6, "FAILED": 2}, 4),  # 6 of 12
         (AbortRule("FAILED", 50, 20), {"SUCCEEDED": 6, "FAILED": 2}, 12),  # the minimum decides
-        (AbortRule("ALL", 25, 1), {"SUCCEEDED": 6, "REJECTED": 1, "TIMED_OUT": 1}, 0),  # 2 of 8 already
+        # 2 of 8: reached already, but it is checked at a failure (which keeps it reached).
+        (AbortRule("ALL", 25, 1), {"SUCCEEDED": 6, "REJECTED": 1, "TIMED_OUT": 1}, 1),
         # FAILED things count as executed, not as rejections: 4 of 11.
         (AbortRule("REJECTED", 33.33, 1), {"SUCCEEDED": 2, "FAILED": 5}, 4),
         (AbortRule("TIMED_OUT", 100, 1), {"SUCCEEDED": 1}, None),  # 100 % can no longer be reached
@@ -157,9 +175,9 @@ def test_how_many_more_failures_would_fire_a_criterion(
     if to_fire:  # and that many do fire it, one fewer does not
         failure = "FAILED" if rule.failure_type in ("FAILED", "ALL") else rule.failure_type
         more = {**counts, failure: counts.get(failure, 0) + to_fire}
-        assert model.abort_state(rule, more).met
+        assert model.abort_state(rule, more).reached
         fewer = {**counts, failure: counts.get(failure, 0) + to_fire - 1}
-        assert not model.abort_state(rule, fewer).met
+        assert not model.abort_state(rule, fewer).reached or state.reached
 
 
 def test_a_job_canceled_by_its_abort_config_says_so() -> None:

@@ -9,8 +9,10 @@ documentation) so the view tells the story the service acts on:
   rate), or ``baseRatePerMinute`` times ``incrementFactor`` to the power of how many times the
   criterion's count (things notified, or succeeded) was reached, capped by ``maximumPerMinute``;
 - abort: over each thing's latest execution, the executed things are those SUCCEEDED, FAILED,
-  REJECTED or TIMED_OUT; a criterion is met once at least ``minNumberOfExecutedThings`` were
-  executed and its failures are at least ``thresholdPercentage`` percent of them;
+  REJECTED or TIMED_OUT; a criterion is reached once at least ``minNumberOfExecutedThings`` were
+  executed and its failures are at least ``thresholdPercentage`` percent of them. The service
+  checks the criteria when an execution fails (FAILED, REJECTED, TIMED_OUT), so a success that
+  brings the executed things to the minimum leaves the job running until the next failure;
 - retries: a FAILED or TIMED_OUT execution with budget left becomes a new QUEUED one (the thing
   counts as queued again, not as failed, until its retries are over).
 """
@@ -72,8 +74,11 @@ class AbortState:
     failed: int
     #: Failures of this type as a percentage of the executed things (None: nothing executed).
     percent: float | None
+    #: The criterion holds on the current counts.
+    reached: bool
+    #: It canceled the job (reached, and the job is CANCELED without force).
     met: bool
-    #: Further failures (with no successes meanwhile) that would meet it now; None: they never would.
+    #: Further failures of its type (with no successes meanwhile) that would fire it; None: none would.
     failures_to_fire: int | None
 
 
@@ -155,20 +160,29 @@ def pace(snap: Snapshot, timeline: Timeline, now: float) -> Pace:
     )
 
 
-def abort_state(rule: AbortRule, counts: dict[str, int]) -> AbortState:
+def abort_state(rule: AbortRule, counts: dict[str, int], canceled: bool = False) -> AbortState:
+    """One criterion against the counts; ``canceled``: the job is CANCELED (without force)."""
     executed = sum(counts.get(s, 0) for s in EXECUTED)
     failed = sum(counts.get(s, 0) for s in FAILURES.get(rule.failure_type, FAILURES["ALL"]))
     minimum = max(1, rule.min_executed_things)
     # Thresholds have two decimals: compare in hundredths of a percent, exactly.
     threshold = round(rule.threshold_percentage * 100)
-    met = executed >= minimum and failed * 10000 >= threshold * executed
+    reached = executed >= minimum and failed * 10000 >= threshold * executed
+    met = reached and canceled
+    if met:
+        to_fire: int | None = 0
+    elif reached:
+        to_fire = 1  # checked at the next failure, which keeps it reached
+    else:
+        to_fire = _failures_to_fire(executed, failed, minimum, threshold)
     return AbortState(
         rule=rule,
         executed=executed,
         failed=failed,
         percent=failed * 100 / executed if executed else None,
+        reached=reached,
         met=met,
-        failures_to_fire=0 if met else _failures_to_fire(executed, failed, minimum, threshold),
+        failures_to_fire=to_fire,
     )
 
 
@@ -272,7 +286,8 @@ def build(
     total = notified + (waiting or 0)
     bars = tuple(Bar(name, counts.get(name, 0), counts.get(name, 0) / total if total else 0.0) for name in STATUS_NAMES)
     p = pace(snap, timeline, now)
-    abort = tuple(abort_state(rule, counts) for rule in snap.config.abort)
+    canceled = snap.status == "CANCELED" and not snap.force_canceled
+    abort = tuple(abort_state(rule, counts, canceled) for rule in snap.config.abort)
     retries = RetryState(
         snap.config.retry,
         snap.retries.total if snap.retries is not None else None,

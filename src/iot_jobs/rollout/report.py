@@ -167,6 +167,7 @@ def view_document(view: View) -> dict[str, Any]:
                 "executed": a.executed,
                 "failed": a.failed,
                 "percent": a.percent,
+                "reached": a.reached,
                 "met": a.met,
                 "failuresToFire": a.failures_to_fire,
             }

@@ -80,6 +80,8 @@ def abort_text(a: AbortState) -> str:
     )
     if a.met:
         return head + "; MET"
+    if a.reached:
+        return head + "; reached: the next failure fires it"
     if a.failures_to_fire is None:
         return head + "; cannot be met"
     plural = "s" if a.failures_to_fire != 1 else ""
@@ -131,7 +133,8 @@ def change_line(view: View) -> str:
         parts.append(f"pace {p.observed_per_minute}/min of {p.rate_per_minute}/min")
     for a in view.abort:
         share = "-" if a.percent is None else f"{a.percent:.1f}%"
-        parts.append(f"abort {a.rule.failure_type} {share}/{a.rule.threshold_percentage:g}%{' MET' if a.met else ''}")
+        state = " MET" if a.met else " reached" if a.reached else ""
+        parts.append(f"abort {a.rule.failure_type} {share}/{a.rule.threshold_percentage:g}%{state}")
     if view.retries.total is not None and view.retries.rules:
         parts.append(f"retries {view.retries.total}")
     if not view.final and view.remaining is not None:

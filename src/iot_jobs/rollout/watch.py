@@ -138,7 +138,7 @@ class Watcher:
             tuple(view.counts.items()),
             view.waiting,
             view.retries.total,
-            tuple(a.met for a in view.abort),
+            tuple((a.reached, a.met) for a in view.abort),
             view.pace.rate_per_minute,
             view.pace.rolling_out,
         )
