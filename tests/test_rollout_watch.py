@@ -314,3 +314,19 @@ def test_the_view_tells_the_story_of_retries_a_timeout_and_an_abort(
     summary = "\n".join(stream.seen)
     assert "abort ALL >= 50% of >= 4 executed: 2/4 = 50.0%; MET" in summary
     assert "retries: 2 so far on 2 thing(s); budget per thing: FAILED 1" in summary
+
+
+def test_watch_job_ends_when_the_job_is_deleted(service: ServiceProcess) -> None:
+    iot = service.iot()
+    thing = unique("gone")
+    iot.create_thing(thingName=thing)
+    job = service.create_job(thing, DOC)
+    stream = Lines()
+    result: list[str] = []
+    watcher = threading.Thread(target=lambda: result.append(watch_job(iot, job, stream=stream, interval=0.1)))
+    watcher.start()
+    assert "queued=1" in stream.next()
+    iot.delete_job(jobId=job, force=True)
+    watcher.join(20)
+    assert result == ["DELETION_IN_PROGRESS"]
+    assert f"Job {job}: the job was deleted" in [stream.next() for _ in range(4)]

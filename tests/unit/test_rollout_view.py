@@ -7,6 +7,7 @@ import datetime
 import json
 import re
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
@@ -300,6 +301,9 @@ def test_the_report_is_self_contained_and_embeds_the_chart_data() -> None:
     assert data["timeline"][-1]["counts"]["SUCCEEDED"] == 10
     assert data["summary"]["counts"] == view.counts and data["retries"] == 1
     assert data["abort"][0]["executed"] == 12 and not data["abort"][0]["met"]
+    drawing = ElementTree.fromstring(report.svg(timeline, T0 + 120))  # well-formed, stand-alone SVG
+    assert drawing.tag == "{http://www.w3.org/2000/svg}svg"
+    assert len(drawing.findall("{http://www.w3.org/2000/svg}polygon")) == 4  # queued, in progress, succeeded, failed
 
 
 def test_the_report_escapes_what_it_shows() -> None:
