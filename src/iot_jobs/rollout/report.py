@@ -65,12 +65,14 @@ def svg(timeline: Timeline, end: float) -> str:
             '<svg xmlns="http://www.w3.org/2000/svg" width="720" height="40">'
             '<text x="10" y="25">no executions</text></svg>'
         )
-    span = max(end - origin, 1e-9)
+    # A margin after the end, so that the final counts (often seen only at the end) show.
+    end = max(end, points[-1].at)
+    span = max(end - origin, 1e-9) * 1.04
     top = max(1, max(p.total for p in points))
     inner_w, inner_h = WIDTH - 2 * PAD, HEIGHT - 2 * PAD
 
     def x(t: float) -> float:
-        return PAD + (min(max(t, origin), end) - origin) / span * inner_w
+        return PAD + (max(t, origin) - origin) / span * inner_w
 
     def y(v: float) -> float:
         return HEIGHT - PAD - v / top * inner_h
@@ -78,7 +80,7 @@ def svg(timeline: Timeline, end: float) -> str:
     # Each point holds until the next one: two x positions per point.
     steps: list[tuple[float, dict[str, int]]] = []
     for index, p in enumerate(points):
-        until = points[index + 1].at if index + 1 < len(points) else end
+        until = points[index + 1].at if index + 1 < len(points) else origin + span
         steps += [(p.at, p.as_dict()), (until, p.as_dict())]
     shapes = []
     for level, name in enumerate(STACK):
@@ -97,17 +99,20 @@ def svg(timeline: Timeline, end: float) -> str:
         f'<text x="{PAD - 6}" y="{PAD + 4}" text-anchor="end">{top}</text>'
         f'<text x="{PAD - 6}" y="{HEIGHT - PAD + 4}" text-anchor="end">0</text>'
         f'<text x="{PAD}" y="{HEIGHT - PAD + 18}">0:00</text>'
-        f'<text x="{WIDTH - PAD}" y="{HEIGHT - PAD + 18}" text-anchor="end">{duration(end - origin)}</text>'
+        f'<text x="{x(end):.1f}" y="{HEIGHT - PAD + 18}" text-anchor="middle">{duration(end - origin)}</text>'
     )
-    legend = "".join(
-        f'<rect x="{PAD + i * 84}" y="8" width="10" height="10" fill="{COLOURS[n]}"/>'
-        f'<text x="{PAD + i * 84 + 14}" y="17">{n}</text>'
-        for i, n in enumerate(STACK)
-    )
+    legend, left = [], float(PAD)
+    for name in STACK:
+        legend.append(
+            f'<rect x="{left:.0f}" y="8" width="10" height="10" fill="{COLOURS[name]}"/>'
+            f'<text x="{left + 14:.0f}" y="17">{name}</text>'
+        )
+        left += 14 + 6.5 * len(name) + 10  # about 6.5 px a character at 10 px sans-serif
+
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="10" role="img" '
-        f'aria-label="executions by status over time">{legend}{"".join(shapes)}{axes}</svg>'
+        f'aria-label="executions by status over time">{"".join(legend)}{"".join(shapes)}{axes}</svg>'
     )
 
 
