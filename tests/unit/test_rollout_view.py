@@ -197,9 +197,26 @@ def test_the_service_clock_is_estimated_from_the_stamps_it_reports() -> None:
     clock.observe(101.0, T0 + 600)  # a change seen: the service is 60 times faster
     clock.observe(103.0, T0 + 600 + 120)
     assert clock.scale == pytest.approx(60.0)
-    assert clock.now(104.0) == pytest.approx(T0 + 780)
+    assert clock.now(104.0) == pytest.approx(T0 + 780, abs=1e-3)
     clock.observe(104.5, T0 + 700)  # an older stamp changes nothing, and the estimate never goes back
-    assert clock.now(104.0) == pytest.approx(T0 + 780)
+    assert clock.now(104.0) == pytest.approx(T0 + 780, abs=1e-3)
+
+
+def test_the_http_date_is_a_lower_bound_of_the_service_clock() -> None:
+    """A job found long after its last change: the response's Date says how long."""
+    snap = describe.snapshot(
+        {**response(queued=1), "ResponseMetadata": {"HTTPHeaders": {"date": "Fri, 15 Jan 2027 08:00:00 GMT"}}}
+    )
+    assert snap.reported_at == datetime.datetime(2027, 1, 15, 8, tzinfo=datetime.timezone.utc).timestamp()
+    clock = ServiceClock()
+    clock.observe(10.0, T0, T0 + 3 * 3600)
+    assert clock.now(12.0) == T0 + 3 * 3600 + 2
+    slow = ServiceClock()  # a service slowed down: once its rate shows, the wall clock is no bound
+    slow.observe(0.0, T0, T0)
+    slow.observe(1.0, T0 + 1, T0 + 1)
+    slow.observe(11.0, T0 + 3, T0 + 11)
+    assert slow.scale == pytest.approx(0.2) and slow.now(11.0) == pytest.approx(T0 + 3, abs=1e-3)
+    assert slow.now(21.0) == pytest.approx(T0 + 5, abs=1e-3)
 
 
 def test_a_rate_near_one_is_the_wall_clock_seen_through_the_polling() -> None:

@@ -7,6 +7,11 @@ stamped (an execution's ``lastUpdatedAt``, the job's): when the latest stamp mov
 clock was at that stamp about when we saw it. Two such sightings far enough apart give the rate
 of the service's clock against ours; until then it is taken as 1 (AWS's clock, the wall clock).
 
+The HTTP ``Date`` of a response is the service's wall clock (exact for AWS). The local service
+runs at least as fast as the wall clock unless it was slowed down (``--time-scale`` below 1), so
+unless the rate seen is below 1 the ``Date`` is a lower bound too: a job found running for hours
+without a change shows hours, not the time since its last stamp.
+
 Pure: callers pass both times (``real`` from the monotonic clock, stamps from the responses).
 """
 
@@ -34,6 +39,8 @@ class ServiceClock:
         self._last: Sighting | None = None
         #: The latest time handed out: the estimate never goes back (a new sighting may be behind it).
         self._shown: float | None = None
+        #: The latest ``Date`` of a response, when we read it.
+        self._wall: Sighting | None = None
 
     @property
     def scale(self) -> float:
@@ -43,8 +50,11 @@ class ServiceClock:
         rate = (self._last.service - self._first.service) / (self._last.real - self._first.real)
         return 1.0 if NEAR_ONE[0] <= rate <= NEAR_ONE[1] else max(1e-3, rate)
 
-    def observe(self, real: float, stamp: float | None) -> None:
-        """The responses read at ``real`` carried ``stamp`` as their latest service time."""
+    def observe(self, real: float, stamp: float | None, wall: float | None = None) -> None:
+        """The responses read at ``real`` carried ``stamp`` as their latest service time, and ``wall``
+        as their HTTP ``Date``."""
+        if wall is not None:
+            self._wall = Sighting(real, wall)
         if stamp is None:
             return
         if self._latest is None:
@@ -63,6 +73,8 @@ class ServiceClock:
         if self._last is None or self._latest is None:
             return None
         value = max(self._latest, self._last.service + (real - self._last.real) * self.scale)
+        if self._wall is not None and self.scale >= 1.0:
+            value = max(value, self._wall.service + (real - self._wall.real))
         if self._shown is not None:
             value = max(value, self._shown)
         self._shown = value

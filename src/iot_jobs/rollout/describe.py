@@ -7,6 +7,7 @@ does arithmetic on plain floats. Nothing here reads the clock or does I/O.
 from __future__ import annotations
 
 import datetime
+import email.utils
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -86,6 +87,8 @@ class Snapshot:
     retries: RetryCount | None = None
     #: The latest service timestamp in the responses (for the service-clock estimate).
     latest_stamp: float | None = None
+    #: The DescribeJob response's HTTP ``Date`` (the service's wall clock), if it had one.
+    reported_at: float | None = None
 
     @property
     def notified(self) -> int:
@@ -102,6 +105,18 @@ def seconds(value: Any) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     return None
+
+
+def http_date(response: Mapping[str, Any]) -> float | None:
+    """The ``Date`` header boto3 keeps in ``ResponseMetadata`` (whole seconds), as epoch seconds."""
+    headers = (response.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+    text = headers.get("date")
+    if not isinstance(text, str):
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError):
+        return None
 
 
 def job_config(job: Mapping[str, Any]) -> JobConfig:
@@ -197,4 +212,5 @@ def snapshot(
         force_canceled=bool(job.get("forceCanceled")),
         retries=retry_count(summaries) if summaries is not None else None,
         latest_stamp=max(stamps) if stamps else None,
+        reported_at=http_date(response),
     )

@@ -122,7 +122,7 @@ class Watcher:
     def _record(self, snap: Snapshot, real: float) -> float:
         """Feed the clock and the timeline; the service time now."""
         previous = self.timeline.points[-1].at if self.timeline.points else None
-        self.clock.observe(real, snap.latest_stamp)
+        self.clock.observe(real, snap.latest_stamp, snap.reported_at)
         now = self.clock.now(real) or snap.latest_stamp or 0.0
         if self.timeline.start is None:
             self.timeline.start = snap.created_at
