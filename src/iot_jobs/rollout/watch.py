@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 
 #: Listing the executions costs a page per 250: at most this often (real seconds) per 1000 executions.
 LIST_EVERY_PER_THOUSAND = 1.0
-MAX_PAGES = 40
+#: Pages of 250 read at most: of the executions at each listing, of a target group's things once.
+EXECUTION_PAGES = 100
+TARGET_PAGES = 200
 NOT_FOUND = "ResourceNotFoundException"
 
 
@@ -48,7 +50,7 @@ def count_targets(client: Any, targets: tuple[str, ...]) -> int | None:
                 names.add(name)
             elif kind == "thinggroup":
                 kwargs: dict[str, Any] = {"thingGroupName": name, "recursive": True, "maxResults": 250}
-                for _ in range(MAX_PAGES):
+                for _ in range(TARGET_PAGES):
                     page = client.list_things_in_thing_group(**kwargs)
                     names.update(page.get("things") or [])
                     if not page.get("nextToken"):
@@ -91,10 +93,10 @@ class Watcher:
     def _describe(self) -> Mapping[str, Any]:
         return dict(self._client.describe_job(jobId=self._job_id))
 
-    def _list(self, count: int) -> list[Mapping[str, Any]]:
+    def _list(self) -> list[Mapping[str, Any]]:
         found: list[Mapping[str, Any]] = []
         kwargs: dict[str, Any] = {"jobId": self._job_id, "maxResults": 250}
-        for _ in range(MAX_PAGES):
+        for _ in range(EXECUTION_PAGES):
             page = self._client.list_job_executions_for_job(**kwargs)
             found.extend(page.get("executionSummaries") or [])
             if not page.get("nextToken"):
@@ -110,7 +112,7 @@ class Watcher:
         gap = max(self._interval, LIST_EVERY_PER_THOUSAND * total / 1000)
         if (counts != self._last_counts and real - self._listed_at >= gap) or self._summaries is None:
             try:
-                self._summaries = self._list(total)
+                self._summaries = self._list()
                 self._listed_at = real
                 self._last_counts = counts
             except Exception as exc:
@@ -168,12 +170,12 @@ class Watcher:
     def run(self, report_path: pathlib.Path | None = None) -> str:
         real = time.monotonic()
         snap = self.poll(real)  # a job that does not exist: the caller's error
-        self.expected = count_targets(self._client, snap.config.targets)
         now = self._record(snap, real)
         gone = False
-        view = model.build(snap, self.timeline, now, self.expected)
         note: str | None = None
         try:
+            self.expected = count_targets(self._client, snap.config.targets)
+            view = model.build(snap, self.timeline, now, self.expected)
             self._show(view)
             next_poll = real + self._interval
             while not view.final:
