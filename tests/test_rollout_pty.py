@@ -89,4 +89,6 @@ def test_the_live_view_shows_what_describe_job_reports_and_ctrl_c_leaves_it(
     assert report_data(report)["summary"]["counts"]["IN_PROGRESS"] == 1
     out = c.run(f"describe-job {job}", "DescribeJob Response: ")
     assert json.loads(out)["job"]["status"] == "IN_PROGRESS"
+    pending = c.run("get-pending-job-executions", "GetPendingJobExecutions Response: ")  # MQTT still up
+    assert json.loads(pending)["queuedJobs"] == []
     assert c.quit() == 0
