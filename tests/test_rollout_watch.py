@@ -62,6 +62,12 @@ class Lines(io.TextIOBase):
             pass
         return line
 
+    def drain(self) -> list[str]:
+        """Every line written so far (once the writer is done)."""
+        while not self.lines.empty():
+            self.next()
+        return self.seen
+
     def next(self, timeout: float = 20.0) -> str:
         try:
             line = self.lines.get(timeout=timeout)
@@ -152,8 +158,7 @@ def test_watch_job_follows_a_paced_rollout_on_the_service_clock(
     watcher.join(30)
     assert not watcher.is_alive(), "\n".join(stream.seen)
     real = time.monotonic() - started
-    while not stream.lines.empty():
-        stream.next()
+    stream.drain()
     changes = [line for line in stream.seen if line.startswith("[")]
     final = counts_of(iot, job)
     assert result == ["COMPLETED"] == [iot.describe_job(jobId=job)["job"]["status"]]
@@ -296,8 +301,7 @@ def test_the_view_tells_the_story_of_retries_a_timeout_and_an_abort(
     run_execution(last, job, "FAILED")
     watcher.join(20)
     assert not watcher.is_alive(), "\n".join(stream.seen)
-    while not stream.lines.empty():
-        stream.next()
+    stream.drain()
     described = iot.describe_job(jobId=job)["job"]
     assert result == ["CANCELED"] == [described["status"]]
     final = counts_of(iot, job)
@@ -330,3 +334,42 @@ def test_watch_job_ends_when_the_job_is_deleted(service: ServiceProcess) -> None
     watcher.join(20)
     assert result == ["DELETION_IN_PROGRESS"]
     assert f"Job {job}: the job was deleted" in [stream.next() for _ in range(4)]
+
+
+def test_the_exponential_rate_in_the_view_is_the_one_the_service_applies(
+    service_factory: Callable[..., ServiceProcess], request: pytest.FixtureRequest
+) -> None:
+    """1 a minute, doubling with each thing notified: the service sends batches of 1, 2 and 4
+    things (its own test, ``test_exponential_rollout_rate``); before each, the view shows the rate
+    of the batch to come. No device is needed: executions are queued whether or not one listens."""
+    svc = service_factory("--time-scale", "60")
+    iot = svc.iot()
+    group = unique("exp")
+    iot.create_thing_group(thingGroupName=group)
+    for _ in range(7):
+        thing = unique("exp")
+        iot.create_thing(thingName=thing)
+        iot.add_thing_to_thing_group(thingGroupName=group, thingName=thing)
+    job = unique("exp")
+    rate = {"baseRatePerMinute": 1, "incrementFactor": 2.0, "rateIncreaseCriteria": {"numberOfNotifiedThings": 1}}
+    iot.create_job(
+        jobId=job, targets=[group_arn(svc, group)], document=DOC, jobExecutionsRolloutConfig={"exponentialRate": rate}
+    )
+    stream, stop = Lines(), threading.Event()
+    watcher = threading.Thread(target=lambda: watch_job(iot, job, stream=stream, interval=0.1, stop=stop))
+    watcher.start()
+    request.addfinalizer(stop.set)
+    seen: dict[int, str] = {}
+    while 7 not in seen:
+        line = stream.next()
+        if line.startswith("["):
+            seen.setdefault(line_counts(line)["queued"], line)
+    assert sorted(seen) == [1, 3, 7], seen  # the batches: 1, then 2, then the 4 left
+    assert "pace 1/min of 2/min" in seen[1] and "waiting=6" in seen[1]
+    assert "pace 2/min of 8/min" in seen[3] and "waiting=4" in seen[3]
+    iot.cancel_job(jobId=job)
+    watcher.join(20)
+    summary = "\n".join(stream.drain())
+    assert "pace: 4/min in the last minute, rate 128/min; rollout done" in summary
+    assert "exponential: 1/min x2 per step, step 7; next step at 8 notified (now 7)" in summary
+    assert "CANCELED" in summary

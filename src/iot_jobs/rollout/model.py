@@ -310,8 +310,10 @@ def build(
             remaining = 0.0
         elif finish_left is not None:
             remaining = max(finish_left, rollout_left or 0.0)
+        elif rollout_left:  # nothing seen finishing yet: only the rollout's part is known
+            remaining, at_least = rollout_left, True
         else:
-            remaining, at_least = rollout_left, rollout_left is not None
+            remaining = None
     return View(
         job_id=snap.job_id,
         status="DELETION_IN_PROGRESS" if gone else snap.status,

@@ -50,24 +50,21 @@ def timing(view: View) -> str:
     return text + f", rest {'≥' if view.remaining_at_least else '~'}{duration(view.remaining)}"
 
 
-def pace_text(p: Pace) -> str:
+def pace_text(p: Pace) -> list[str]:
+    """The pace against the rate, and for an exponential rate its step (each line fits 80 columns)."""
     observed = f"{p.observed_per_minute}/min in the last minute"
+    done = "" if p.rolling_out else "; rollout done"
     if p.rate_per_minute is None:
-        return f"pace: {observed}; no rollout config (every execution at once)"
+        return [f"pace: {observed}; no rollout config (every execution at once)"]
     if not p.exponential:
-        configured = f"maximumPerMinute {p.maximum_per_minute}" if p.maximum_per_minute else "default"
-        head = f"pace: {observed}, rate {p.rate_per_minute}/min ({configured})"
+        configured = f"maximumPerMinute {p.maximum_per_minute}" if p.maximum_per_minute else "the default"
+        return [f"pace: {observed}, rate {p.rate_per_minute}/min ({configured}){done}"]
+    step = f"exponential: {p.base_rate}/min x{p.factor:g} per step, step {p.step}"
+    if p.next_increase_at is not None:
+        step += f"; next step at {p.next_increase_at} {p.increase_on} (now {p.increase_count})"
     else:
-        head = (
-            f"pace: {observed}, rate {p.rate_per_minute}/min (exponential: {p.base_rate}/min "
-            f"x{p.factor:g} per step, step {p.step}"
-        )
-        if p.next_increase_at is not None:
-            head += f", next at {p.next_increase_at} {p.increase_on} (now {p.increase_count})"
-        else:
-            head += ", at its cap"
-        head += ")"
-    return head + ("" if p.rolling_out else "; rollout done")
+        step += f"; at its cap ({p.rate_per_minute}/min)"
+    return [f"pace: {observed}, rate {p.rate_per_minute}/min{done}", step]
 
 
 def abort_text(a: AbortState) -> str:
@@ -112,7 +109,7 @@ def frame(view: View, width: int) -> list[str]:
         )
     if view.waiting:
         lines.append(f"  {'(waiting)':<{LABEL}}{view.waiting:>{count_width}} not notified yet")
-    lines.append(f"  {pace_text(view.pace)}")
+    lines += [f"  {line}" for line in pace_text(view.pace)]
     lines += [f"  {abort_text(a)}" for a in view.abort]
     retries = retries_text(view)
     if retries:
@@ -150,7 +147,7 @@ def summary(view: View, width: int = 80) -> list[str]:
         lines.append(f"{bar.status:<{LABEL}}{bar.count:>8}{bar.share * 100:>8.1f}%")
     lines.append(f"{'total':<{LABEL}}{view.total:>8}")
     lines.append(f"{timing(view)} (service clock)")
-    lines.append(pace_text(view.pace))
+    lines += pace_text(view.pace)
     lines += [abort_text(a) for a in view.abort]
     retries = retries_text(view)
     if retries:
