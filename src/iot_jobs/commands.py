@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import render, template_commands
+from . import render, template_commands, watch_command
 from .arguments import Arg, Option, Parsed, parse
 from .errors import IotJobsError, UsageError
 from .formatting import Formatter
@@ -46,6 +46,7 @@ class ControlPlaneApi(Protocol):
     def create_job_from_template(self, job_id: str, template_arn: str, params: dict[str, str]) -> dict[str, Any]: ...
     def list_managed_job_templates(self, name: str | None = None) -> dict[str, Any]: ...
     def describe_managed_job_template(self, name: str, version: str | None = None) -> dict[str, Any]: ...
+    def iot_client(self) -> Any: ...
 
 
 class Output(Protocol):
@@ -327,6 +328,15 @@ def build_table() -> dict[str, Command]:
             template_commands.describe_template,
             (Arg("templateName"),),
             (Option("--version", "a particular version (default: AWS's default one)", "VERSION"),),
+        ),
+        Command(
+            "watch-job",
+            watch_command.SUMMARY,
+            watch_command.EXAMPLE,
+            watch_command.watch_job,
+            (_JOB,),
+            watch_command.OPTIONS,
+            usage_text=watch_command.USAGE,
         ),
         Command(
             "get-pending-job-executions",

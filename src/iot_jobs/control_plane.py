@@ -47,6 +47,10 @@ class ControlPlane:
         self._thing_name = settings.thing_name
         self._thing_arn: str | None = None
 
+    def iot_client(self) -> Any:
+        """boto3's ``iot`` client itself, for the rollout view (it reads boto3's responses as they are)."""
+        return self._client
+
     @property
     def region(self) -> str:
         return str(self._client.meta.region_name)

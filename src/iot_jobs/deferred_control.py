@@ -42,6 +42,9 @@ class DeferredControlPlane:
     def describe_job(self, job_id: str) -> dict[str, Any]:
         return self.get().describe_job(job_id)
 
+    def iot_client(self) -> Any:
+        return self.get().iot_client()
+
     def list_jobs(self, status: str | None = None) -> dict[str, Any]:
         return self.get().list_jobs(status)
 

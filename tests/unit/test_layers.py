@@ -8,6 +8,7 @@ parts listed for it here, nothing else; ``jobs`` (the pure rules) imports no I/O
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,29 @@ def test_packages_import_only_what_they_may(module: str, path: Path) -> None:
         if modules_allowed is not None and rest.split(".")[0] not in modules_allowed:
             wrong.append(f"{path.name}:{line} imports {target} (not one of {sorted(modules_allowed)})")
     assert not wrong, "\n".join(wrong)
+
+
+#: The rollout view reads boto3 responses handed to it: it imports nothing else of the project, and
+#: its view model (everything but the polling loop and the sinks that write) does no I/O.
+ROLLOUT = "iot_jobs.rollout"
+ROLLOUT_IO = {"watch", "sinks"}
+
+
+@pytest.mark.parametrize(
+    ("module", "path"),
+    [mp for mp in package_modules("iot_jobs") if mp[0].startswith(ROLLOUT)],
+    ids=lambda v: str(v).rsplit("/", 1)[-1],
+)
+def test_the_rollout_view_stands_alone(module: str, path: Path) -> None:
+    wrong = []
+    for line, target in imports(module, path):
+        top = target.split(".")[0]
+        if top in ("boto3", "botocore", "awsiot", "awscrt", "prompt_toolkit") or (
+            top.startswith("iot_jobs") and not target.startswith(ROLLOUT)
+        ):
+            wrong.append(f"{path.name}:{line} imports {target}")
+        if module.rsplit(".", 1)[-1] not in ROLLOUT_IO and top in IO_MODULES:
+            wrong.append(f"{path.name}:{line} imports {target} (the view model does no I/O)")
+    assert not wrong, "\n".join(wrong)
+    if module.rsplit(".", 1)[-1] not in ROLLOUT_IO:
+        assert not re.search(r"\.now\(|utcnow\(|\btime\.(time|monotonic)\(", path.read_text())
