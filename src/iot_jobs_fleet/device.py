@@ -288,6 +288,7 @@ class Device:
 
     async def _execute(self, execution: dict[str, Any]) -> None:
         run = self._plan(execution["jobId"], execution.get("executionNumber"), execution.get("versionNumber"))
+        self.head = (run.job_id, run.execution_number)  # IN_PROGRESS now, so the head until it ends
         await self._work(run)
 
     def _plan(self, job_id: str, number: int | None, version: int | None) -> Run:
@@ -304,33 +305,38 @@ class Device:
         return self.run
 
     async def _work(self, run: Run) -> None:
+        """Run the execution to its end; a lost connection leaves ``self.run`` to resume after reconnecting."""
         self._set("busy")
         key = (run.job_id, run.execution_number)
         try:
-            if run.outcome == "reject":
-                await self._update(run, "REJECTED", {"reason": "simulated: the device refused this job"})
-                self.fleet.stats.count("REJECTED")
-                return
-            while run.progress:
-                await self._until(run, run.progress[0])
-                done = self.share.progress - len(run.progress) + 1
-                run.progress.pop(0)
-                await self._update(run, "IN_PROGRESS", {"progress": f"{done}/{self.share.progress + 1}"})
-            if run.outcome == "hang":
-                await self._hang(run)
-                return
-            await self._until(run, run.ends)
-            status = FINAL[run.outcome]
-            details = {"reason": "simulated: step 1/1 exited with status 1" if status == "FAILED" else "simulated"}
-            await self._update(run, status, details)
-            self.fleet.stats.count(status)
+            await self._report(run)
         except Gone:
             self.fleet.stats.count("gone")
-        finally:
-            if self.run is run and (self.wire is not None and self.wire.is_open):
-                self.finished.add(key)
-                self.run = None
-            self._set("idle" if self.wire is not None and self.wire.is_open else "offline")
+        # Done with it (reported, timed out or found terminal). On Disconnected or a drop, the
+        # exception leaves ``run`` in place and the state to ``live``.
+        self.finished.add(key)
+        if self.run is run:
+            self.run = None
+        self._set("idle")
+
+    async def _report(self, run: Run) -> None:
+        if run.outcome == "reject":
+            await self._update(run, "REJECTED", {"reason": "simulated: the device refused this job"})
+            self.fleet.stats.count("REJECTED")
+            return
+        while run.progress:
+            await self._until(run, run.progress[0])
+            done = self.share.progress - len(run.progress) + 1
+            await self._update(run, "IN_PROGRESS", {"progress": f"{done}/{self.share.progress + 1}"})
+            run.progress.pop(0)
+        if run.outcome == "hang":
+            await self._hang(run)
+            return
+        await self._until(run, run.ends)
+        status = FINAL[run.outcome]
+        details = {"reason": "simulated: step 1/1 exited with status 1" if status == "FAILED" else "simulated"}
+        await self._update(run, status, details)
+        self.fleet.stats.count(status)
 
     async def _until(self, run: Run, when: float) -> None:
         """Sleep to ``when`` (real monotonic); drop the connection on the way if this run does."""
@@ -346,7 +352,8 @@ class Device:
         await asyncio.sleep(max(0.0, when - time.monotonic()))  # the simulated work
 
     async def _hang(self, run: Run) -> None:
-        """Never report: wait until the head moves off this execution (the service timed it out)."""
+        """Never report: wait until the head moves off this execution (the service timed it out, or it
+        was canceled)."""
         self.fleet.stats.count("hung")
         key = (run.job_id, run.execution_number)
         while self.head == key:
@@ -354,7 +361,6 @@ class Device:
             if self.wire is None or not self.wire.is_open:
                 raise Disconnected("connection lost")
             await self.wake.wait()
-        raise Gone("timed out by the service")
 
     async def _update(self, run: Run, status: str, details: dict[str, str]) -> None:
         """UpdateJobExecution with expectedVersion; throttling retried; ``Gone`` when terminal."""

@@ -46,7 +46,7 @@ def status_line(stats: FleetStats, elapsed: float) -> str:
     extras = [
         f"{label} {e[key]}"
         for key, label in (
-            ("hung", "hanging"),
+            ("hung", "hung"),
             ("gone", "gone"),
             ("dropped", "dropped"),
             ("reconnected", "reconnects"),
