@@ -292,15 +292,34 @@ def _watch_thread(args: argparse.Namespace, target: Target, stop: threading.Even
 
     def run() -> None:
         try:
+            if not _job_exists(client, args.watch, stop):
+                return
             watch_job(client, args.watch, stream=sys.stdout, report=args.report, stop=stop)
+            done.set()  # the job is terminal (or the view was left): --until-done ends here
         except Exception as exc:  # the view failing must not take the devices down
-            print(f"{PROG}: the watch stopped: {exc}", file=sys.stderr)
-        finally:
-            done.set()
+            print(f"{PROG}: the watch stopped: {exc}; the devices carry on", file=sys.stderr)
 
     thread = threading.Thread(target=run, name="watch", daemon=True)
     thread.start()
     return thread
+
+
+def _job_exists(client: Any, job_id: str, stop: threading.Event) -> bool:
+    """Wait for the job to be created (a fleet is usually started first); False if stopped meanwhile."""
+    told = False
+    while not stop.is_set():
+        try:
+            client.describe_job(jobId=job_id)
+            return True
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code != "ResourceNotFoundException":
+                raise
+        if not told:
+            told = True
+            print(f"{PROG}: waiting for job {job_id} to be created", file=sys.stderr, flush=True)
+        stop.wait(0.5)  # DescribeJob polled: the control plane has no creation event
+    return False
 
 
 async def run_fleet(
