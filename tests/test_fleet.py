@@ -12,7 +12,7 @@ import json
 import stat
 import subprocess
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -270,6 +270,21 @@ def test_devices_offline_at_the_start_get_their_executions_when_they_come(
         assert (waited > 60) == (row["thing_name"] in late), (row["thing_name"], waited)
     assert devices.process is not None and devices.process.wait(timeout=15) == 0  # --until-done: it ends itself
     assert "done 6 (SUCCEEDED 6)" in devices.stop().strip().splitlines()[-1]
+
+
+def test_devices_reconnect_after_the_broker_restarts_and_carry_on(
+    service_factory: Callable[..., ServiceProcess], tmp_path: Path, fleet: list[FleetProcess]
+) -> None:
+    svc = service_factory("--time-scale", str(SCALE))
+    flags = ("--count", "5", "--group", "restart", "--job-duration", "5")
+    devices = FleetProcess(svc, tmp_path / "identities", tmp_path / "fleet.log", *flags).start()
+    fleet.append(devices)
+    devices.connected()
+    svc.restart()  # the service and its Mosquitto go away and come back on the same ports
+    devices.wait_line(r"connected 5/5, .*reconnects (?:[5-9]|\d\d)")  # each device at least once
+    job = unique("after-restart")
+    svc.iot().create_job(jobId=job, targets=[group_arn(svc, "restart")], document=DOC)
+    assert wait_job(svc.iot(), job, {"COMPLETED"})["jobProcessDetails"]["numberOfSucceededThings"] == 5
 
 
 @pytest.mark.parametrize(

@@ -32,10 +32,12 @@ from .profiles import Share, execution_rng
 from .stats import FleetStats
 from .wire import Disconnected, Wire, tls_context
 
-#: Real seconds a request waits for its reply before the connection is taken for broken.
-REPLY_TIMEOUT_S = 30.0
-#: Reconnect back-off (real seconds), doubled per failed attempt, with jitter.
-BACKOFF_FIRST_S, BACKOFF_MAX_S = 1.0, 30.0
+#: Real seconds a request waits for its reply before it is sent again, and before the connection is
+#: taken for broken.
+RESEND_S, REPLY_TIMEOUT_S = 3.0, 30.0
+#: Reconnect back-off (real seconds): the first wait, x1.5 per failed attempt, the longest; jittered
+#: (half to all of it), so a fleet that lost its broker does not come back all in the same second.
+BACKOFF_FIRST_S, BACKOFF_GROWTH, BACKOFF_MAX_S = 0.5, 1.5, 30.0
 #: Update rejections worth retrying (as the agent: ``iot_jobs_agent.link.RETRYABLE``).
 RETRYABLE = {"RequestThrottled", "InternalError"}
 FINAL = {"succeed": "SUCCEEDED", "fail": "FAILED", "reject": "REJECTED"}
@@ -154,7 +156,7 @@ class Device:
                 await asyncio.sleep(drop_for)  # the simulated time off the network
                 continue
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))  # reconnect back-off
-            backoff = min(backoff * 2, BACKOFF_MAX_S)
+            backoff = min(backoff * BACKOFF_GROWTH, BACKOFF_MAX_S)
 
     async def _connect(self) -> None:
         self._set("connecting")
@@ -229,19 +231,32 @@ class Device:
             future.set_result((topic.endswith("/accepted"), body))
 
     async def request(self, suffix: str, body: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-        """Publish a request (QoS 1) and wait for its accepted/rejected reply, matched by clientToken."""
-        wire = self.wire
-        if wire is None or not wire.is_open:
-            raise Disconnected("not connected")
-        self._token += 1
-        token = str(self._token)
-        future: asyncio.Future[tuple[bool, dict[str, Any]]] = asyncio.get_running_loop().create_future()
-        self.waiting[token] = future
-        wire.publish(f"$aws/things/{self.thing}/jobs/{suffix}", json.dumps({**body, "clientToken": token}).encode())
-        try:
-            return await asyncio.wait_for(future, REPLY_TIMEOUT_S)
-        finally:
-            self.waiting.pop(token, None)
+        """Publish a request (QoS 1) and wait for its accepted/rejected reply, matched by clientToken.
+
+        Asked again every ``RESEND_S`` without a reply (a request the broker had nobody to route to
+        is lost: a local service that just restarted may not have subscribed yet), and the
+        connection is taken for broken after ``REPLY_TIMEOUT_S``.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REPLY_TIMEOUT_S
+        while True:
+            wire = self.wire
+            if wire is None or not wire.is_open:
+                raise Disconnected("not connected")
+            self._token += 1
+            token = str(self._token)
+            future: asyncio.Future[tuple[bool, dict[str, Any]]] = loop.create_future()
+            self.waiting[token] = future
+            payload = json.dumps({**body, "clientToken": token}).encode()
+            wire.publish(f"$aws/things/{self.thing}/jobs/{suffix}", payload)
+            try:
+                return await asyncio.wait_for(future, min(RESEND_S, max(0.0, deadline - loop.time())))
+            except asyncio.TimeoutError:
+                if loop.time() >= deadline:
+                    raise
+                self.fleet.stats.count("resent")
+            finally:
+                self.waiting.pop(token, None)
 
     # the agent's four steps ------------------------------------------------------------------
     async def _session(self) -> float:

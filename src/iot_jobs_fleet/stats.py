@@ -50,6 +50,7 @@ def status_line(stats: FleetStats, elapsed: float) -> str:
             ("gone", "gone"),
             ("dropped", "dropped"),
             ("reconnected", "reconnects"),
+            ("resent", "requests resent"),
             ("refused", "refused"),
             ("errors", "connection errors"),
         )
