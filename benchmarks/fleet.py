@@ -65,11 +65,12 @@ def fleet_argv(state: Path, fleet_dir: Path, count: int, *extra: str) -> list[st
 async def ceiling(port: int, ca: Path, fleet_dir: Path, things: list[str], window: int, seconds: float) -> float:
     """GetPendingJobExecutions per second from ``len(things)`` devices, ``window`` in flight each."""
     sys.path.insert(0, str(REPO / "src"))
-    from iot_jobs_fleet.wire import Wire, tls_context
+    from iot_jobs_fleet.wire import Tls, Wire
     from iot_jobs_local.mqtt import codec
 
     done = 0
     stop_at = 0.0
+    shared = Tls(ca, "localhost")
 
     async def device(thing: str) -> None:
         nonlocal done
@@ -80,11 +81,10 @@ async def ceiling(port: int, ca: Path, fleet_dir: Path, things: list[str], windo
         def deliver(_topic: str, _payload: bytes) -> None:
             replies.put_nowait(None)
 
-        context = tls_context(ca, fleet_dir / f"{thing}.crt", fleet_dir / f"{thing}.key")
-        _t, wire = await loop.create_connection(
-            lambda: Wire(deliver, lambda: None), "127.0.0.1", port, ssl=context, server_hostname="localhost"
-        )
+        tls = shared.wrap(fleet_dir / f"{thing}.crt", fleet_dir / f"{thing}.key")
+        _t, wire = await loop.create_connection(lambda: Wire(deliver, lambda: None, tls), "127.0.0.1", port)
         wire_box.append(wire)
+        await wire.handshake
         wire.write(codec.connect(thing, username=None, password=None, keepalive=60))
         assert await wire.connack == 0
         wire.subscribe([f"$aws/things/{thing}/jobs/get/accepted", f"$aws/things/{thing}/jobs/get/rejected"])

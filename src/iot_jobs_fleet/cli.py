@@ -327,7 +327,7 @@ async def run_fleet(
 ) -> None:
     from .device import Device, Fleet
     from .stats import FleetStats, status_line
-    from .wire import keep_alive
+    from .wire import Tls, keep_alive
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -338,8 +338,7 @@ async def run_fleet(
     fleet = Fleet(
         host=target.host,
         port=target.port,
-        server_hostname=target.server_hostname,
-        ca_file=target.ca_file,
+        tls=Tls(target.ca_file, target.server_hostname),
         seed=seed,
         time_scale=target.time_scale,
         stats=stats,

@@ -30,7 +30,7 @@ from iot_jobs_local.mqtt import codec
 
 from .profiles import Share, execution_rng
 from .stats import FleetStats
-from .wire import Disconnected, Wire, tls_context
+from .wire import Disconnected, Tls, Wire
 
 #: Real seconds a request waits for its reply before it is sent again, and before the connection is
 #: taken for broken.
@@ -49,8 +49,7 @@ class Fleet:
 
     host: str
     port: int
-    server_hostname: str
-    ca_file: Path | None
+    tls: Tls
     seed: int
     time_scale: float
     stats: FleetStats
@@ -163,18 +162,13 @@ class Device:
         fleet = self.fleet
         loop = asyncio.get_running_loop()
         async with fleet.handshakes:  # a cap on handshakes in flight (the broker's listen queue)
-            context = tls_context(fleet.ca_file, self.cert, self.key)
+            tls = fleet.tls.wrap(self.cert, self.key)
             _transport, wire = await asyncio.wait_for(
-                loop.create_connection(
-                    lambda: Wire(self._deliver, self._lost),
-                    fleet.host,
-                    fleet.port,
-                    ssl=context,
-                    server_hostname=fleet.server_hostname,
-                ),
+                loop.create_connection(lambda: Wire(self._deliver, self._lost, tls), fleet.host, fleet.port),
                 REPLY_TIMEOUT_S,
             )
             self.wire = wire
+            await asyncio.wait_for(wire.handshake, REPLY_TIMEOUT_S)
             wire.write(codec.connect(self.thing, username=None, password=None, keepalive=fleet.keepalive))
             code = await asyncio.wait_for(wire.connack, REPLY_TIMEOUT_S)
         if code:
