@@ -18,7 +18,8 @@ provisioning figures proper are ``benchmarks/provisioning.py``'s), then:
    so the ratio is 2 x executions per second / requests per second.
 
 The machine's load is sampled for a second before the run and printed: on a shared machine the
-figures are noisy.
+figures are noisy. ``--dir DIR`` keeps the service's state and the identities in DIR, so a later
+run reuses the N things instead of provisioning them again.
 """
 
 from __future__ import annotations
@@ -122,6 +123,12 @@ def main() -> int:
     p.add_argument("--ramp", type=float, default=2000.0)
     p.add_argument("--handshakes", type=int, default=64)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="keep the service's state and the identities here and reuse them next time (default: a temp dir)",
+    )
     args = p.parse_args()
     busy = machine_busy()
     load = os.getloadavg()
@@ -129,7 +136,8 @@ def main() -> int:
     results: dict[str, Any] = {"count": args.count, "machine_busy_before": busy, "load": load[0]}
     env = {"PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp, children_stopped() as children:
-        tmpdir = Path(tmp)
+        tmpdir = args.dir.resolve() if args.dir else Path(tmp)
+        tmpdir.mkdir(parents=True, exist_ok=True)
         svc = start_service(children, tmpdir / "service")
         fleet_dir = tmpdir / "identities"
         started = time.monotonic()
@@ -141,7 +149,8 @@ def main() -> int:
         if proc.returncode != 0:
             raise SystemExit(f"provisioning failed:\n{prov_log.read_text()[-2000:]}")
         results["provision_s"] = time.monotonic() - started
-        print(f"provisioned {args.count} things (fleet's sequence, 16 threads) in {results['provision_s']:.1f} s")
+        reused = "reused or " if args.dir else ""
+        print(f"{reused}provisioned {args.count} things (16 threads) in {results['provision_s']:.1f} s")
 
         log = tmpdir / "fleet.log"
         fleet = children.start(
@@ -161,10 +170,11 @@ def main() -> int:
         iot = iot_client(svc.endpoint, svc.keys)
         arn = iot.describe_thing_group(thingGroupName=GROUP)["thingGroupArn"]
         cpu0 = {n: tree_cpu_seconds(pid) for n, pid in (("fleet", fleet.pid), ("service", svc.pid))}
+        job_id = f"bench-snapshot-{int(time.time())}"
         t0 = time.monotonic()
-        iot.create_job(jobId="bench-snapshot", targets=[arn], document='{"operation":"bench"}')
+        iot.create_job(jobId=job_id, targets=[arn], document='{"operation":"bench"}')
         while True:
-            job = iot.describe_job(jobId="bench-snapshot")["job"]
+            job = iot.describe_job(jobId=job_id)["job"]
             if job["status"] != "IN_PROGRESS":
                 break
             time.sleep(0.02)  # polling DescribeJob
