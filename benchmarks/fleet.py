@@ -83,7 +83,7 @@ async def ceiling(port: int, ca: Path, fleet_dir: Path, things: list[str], windo
             replies.put_nowait(None)
 
         tls = shared.wrap(fleet_dir / f"{thing}.crt", fleet_dir / f"{thing}.key")
-        _t, wire = await loop.create_connection(lambda: Wire(deliver, lambda: None, tls), "127.0.0.1", port)
+        _t, wire = await loop.create_connection(lambda: Wire(deliver, lambda _wire: None, tls), "127.0.0.1", port)
         wire_box.append(wire)
         await wire.handshake
         wire.write(codec.connect(thing, username=None, password=None, keepalive=60))

@@ -197,7 +197,9 @@ class Device:
             wire.disconnect()
         self._fail_waiting()
 
-    def _lost(self) -> None:
+    def _lost(self, wire: Wire) -> None:
+        if wire is not self.wire:
+            return  # an earlier connection of this device, closed already
         self._fail_waiting()
         self.wake.set()
 

@@ -72,7 +72,7 @@ class Wire(asyncio.Protocol):
     def __init__(
         self,
         deliver: Callable[[str, bytes], None],
-        lost: Callable[[], None],
+        lost: Callable[[Wire], None],
         tls: tuple[ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO],
     ) -> None:
         self._deliver = deliver
@@ -161,7 +161,7 @@ class Wire(asyncio.Protocol):
             if not future.done():
                 future.set_exception(Disconnected("connection lost"))
                 future.exception()
-        self._lost()
+        self._lost(self)
 
     # used by the device ----------------------------------------------------------------------
     @property
