@@ -321,3 +321,14 @@ def _until(probe: object, timeout: float = 15.0) -> list[dict[str, object]]:
             return list(found)
         assert time.monotonic() < deadline, "the executions did not settle"
         time.sleep(0.1)  # polling the service's records
+
+
+def test_behaviour_flags_and_a_profile_file_do_not_go_together(tmp_path: Path) -> None:
+    path = tmp_path / "ok.toml"
+    path.write_text('[[share]]\nname = "a"\nfraction = 1\n')
+    result = run_fleet("--profile-file", str(path), "--hang", "0.1", "--print-assignment")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert (
+        result.stderr
+        == "iot-jobs-fleet: --hang and --profile-file do not go together: put it in the profile's shares\n"
+    )

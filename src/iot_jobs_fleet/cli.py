@@ -101,8 +101,26 @@ def _toml_loads() -> Any:
             raise UsageError("a profile file needs Python 3.11+ or the tomli package (pip install tomli)") from None
 
 
+#: The behaviour flags and their defaults: with --profile-file, none may be given.
+BEHAVIOUR_FLAGS = {
+    "job_duration": "1",
+    "fail": 0.0,
+    "reject": 0.0,
+    "hang": 0.0,
+    "step_timeout": None,
+    "progress": 0,
+    "drop": 0.0,
+    "offline": 0.0,
+    "offline_for": "between 10 60",
+}
+
+
 def load_profile(args: argparse.Namespace) -> profiles.Profile:
     if args.profile_file is not None:
+        given = [name for name, default in BEHAVIOUR_FLAGS.items() if getattr(args, name) != default]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise UsageError(f"{flag} and --profile-file do not go together: put it in the profile's shares")
         try:
             text = args.profile_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
