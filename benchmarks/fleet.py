@@ -138,6 +138,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp, children_stopped() as children:
         tmpdir = args.dir.resolve() if args.dir else Path(tmp)
         tmpdir.mkdir(parents=True, exist_ok=True)
+        # harness.wait_for_line reads a whole log: a kept one holds the last run's lines.
+        for old_log in ("service/service.log", "provision.log", "fleet.log"):
+            (tmpdir / old_log).unlink(missing_ok=True)
         svc = start_service(children, tmpdir / "service")
         fleet_dir = tmpdir / "identities"
         started = time.monotonic()
