@@ -353,10 +353,11 @@ async def run_fleet(
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     stats = FleetStats(total=len(made))
+    tls = Tls(target.ca_file, target.server_hostname)
     fleet = Fleet(
         host=target.host,
         port=target.port,
-        tls=Tls(target.ca_file, target.server_hostname),
+        tls=tls,
         seed=seed,
         time_scale=target.time_scale,
         stats=stats,
@@ -422,6 +423,7 @@ async def run_fleet(
         for device in devices:
             if device.wire is not None:
                 device.wire.disconnect()
+        tls.close()
         if watcher is not None:
             await asyncio.to_thread(watcher.join, 10)
         print(

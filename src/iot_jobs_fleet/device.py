@@ -162,7 +162,7 @@ class Device:
         fleet = self.fleet
         loop = asyncio.get_running_loop()
         async with fleet.handshakes:  # a cap on handshakes in flight (the broker's listen queue)
-            tls = fleet.tls.wrap(self.cert, self.key)
+            tls = await fleet.tls.prepare(self.cert, self.key)
             _transport, wire = await asyncio.wait_for(
                 loop.create_connection(lambda: Wire(self._deliver, self._lost, tls), fleet.host, fleet.port),
                 REPLY_TIMEOUT_S,
