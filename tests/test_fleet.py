@@ -225,6 +225,8 @@ def test_failures_retry_within_their_budget_and_hanging_devices_time_out(
     log = devices.stop()
     last = log.strip().splitlines()[-1]
     assert "dropped" in last and "reconnects" in last, last  # the ok share's drops came back and finished
+    # Every device presented its own certificate: the CONNECT gate refused none (client id = thing).
+    assert "refused" not in log and "connection errors" not in last, last
 
 
 def test_a_continuous_job_reaches_a_device_that_joins_the_group_later(
