@@ -32,9 +32,10 @@ from .profiles import Share, execution_rng
 from .stats import FleetStats
 from .wire import Disconnected, Tls, Wire
 
-#: Real seconds a request waits for its reply before it is sent again, and before the connection is
-#: taken for broken.
-RESEND_S, REPLY_TIMEOUT_S = 3.0, 30.0
+#: Real seconds a request waits for its reply before it is sent again (doubling each time: a broker
+#: busy with a connection storm answers late, and resending adds to its work), and before the
+#: connection is taken for broken.
+RESEND_S, REPLY_TIMEOUT_S = 5.0, 30.0
 #: Reconnect back-off (real seconds): the first wait, x1.5 per failed attempt, the longest; jittered
 #: (half to all of it), so a fleet that lost its broker does not come back all in the same second.
 BACKOFF_FIRST_S, BACKOFF_GROWTH, BACKOFF_MAX_S = 0.5, 1.5, 30.0
@@ -229,12 +230,13 @@ class Device:
     async def request(self, suffix: str, body: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
         """Publish a request (QoS 1) and wait for its accepted/rejected reply, matched by clientToken.
 
-        Asked again every ``RESEND_S`` without a reply (a request the broker had nobody to route to
-        is lost: a local service that just restarted may not have subscribed yet), and the
-        connection is taken for broken after ``REPLY_TIMEOUT_S``.
+        Asked again after ``RESEND_S`` without a reply, then after twice as long, and so on (a
+        request the broker had nobody to route to is lost: a local service that just restarted may
+        not have subscribed yet); the connection is taken for broken after ``REPLY_TIMEOUT_S``.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + REPLY_TIMEOUT_S
+        wait = RESEND_S
         while True:
             wire = self.wire
             if wire is None or not wire.is_open:
@@ -246,11 +248,12 @@ class Device:
             payload = json.dumps({**body, "clientToken": token}).encode()
             wire.publish(f"$aws/things/{self.thing}/jobs/{suffix}", payload)
             try:
-                return await asyncio.wait_for(future, min(RESEND_S, max(0.0, deadline - loop.time())))
+                return await asyncio.wait_for(future, min(wait, max(0.0, deadline - loop.time())))
             except asyncio.TimeoutError:
                 if loop.time() >= deadline:
                     raise
                 self.fleet.stats.count("resent")
+                wait *= 2
             finally:
                 self.waiting.pop(token, None)
 
