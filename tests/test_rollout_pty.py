@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from iot_jobs_local.testing.device import Device
 from support.common import unique
-from support.device import Device
 from support.service import ServiceProcess
 from test_console_pty import Console
 from test_rollout_watch import DOC, KEYS, counts_of, group_of, report_data, run_execution

@@ -20,11 +20,10 @@ from typing import Any
 import pytest
 
 from iot_jobs.rollout import watch_job
+from iot_jobs_local.testing.device import NEXT_CHANGED, Device
 from repl_driver import PipedRepl
 from support.api import group_arn
 from support.common import unique
-from support.device import Device
-from support.events import NEXT_CHANGED
 from support.service import ServiceProcess
 
 KEYS = {
