@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import stat
 import subprocess
 from collections import Counter, defaultdict
@@ -251,6 +252,36 @@ def test_a_continuous_job_reaches_a_device_that_joins_the_group_later(
     statuses = {str(r["thing_name"]): r["status"] for r in executions(fast, job)}
     assert statuses == {f"{group}-{i:04d}": "SUCCEEDED" for i in range(4)}
     assert iot.describe_job(jobId=job)["job"]["status"] == "IN_PROGRESS"  # a CONTINUOUS job stays open
+
+
+def test_watch_shows_the_rollout_the_fleet_runs_and_writes_its_report(
+    fast: ServiceProcess, tmp_path: Path, fleet: list[FleetProcess]
+) -> None:
+    """``--watch JOB --report FILE --until-done``: the fleet waits for the job, the view prints a line per
+    change (stdout is not a terminal), its last counts are DescribeJob's, the report holds the chart's data,
+    and the fleet ends by itself once the job is terminal."""
+    iot = fast.iot()
+    group, job = unique("watched"), unique("watched-job")
+    report, out = tmp_path / "rollout.html", tmp_path / "view.txt"
+    flags = ("--count", "8", "--group", group, "--job-duration", "20", "--fail", "0.25", "--seed", "3")
+    watched = ("--watch", job, "--report", str(report), "--until-done")
+    devices = FleetProcess(fast, tmp_path / "ids", tmp_path / "fleet.log", *flags, *watched, stdout=out).start()
+    fleet.append(devices)
+    devices.connected()
+    iot.create_job(jobId=job, targets=[group_arn(fast, group)], document=DOC)
+    assert devices.process is not None and devices.process.wait(timeout=60) == 0, devices.log()
+    details = iot.describe_job(jobId=job)["job"]
+    assert details["status"] == "COMPLETED"
+    counts = details["jobProcessDetails"]
+    assert (counts["numberOfSucceededThings"], counts["numberOfFailedThings"]) == (6, 2)
+    changes = [line for line in out.read_text().splitlines() if line.startswith("[")]
+    assert len(changes) >= 2 and "COMPLETED" in changes[-1], out.read_text()
+    last = {name: int(n) for name, n in re.findall(r"\b([a-z_]+)=(\d+)", changes[-1])}
+    assert (last["succeeded"], last["failed"], last["queued"], last["in_progress"]) == (6, 2, 0, 0)
+    found = re.search(r'<script type="application/json" id="rollout-data">(.*?)</script>', report.read_text(), re.S)
+    assert found is not None
+    data = json.loads(found.group(1))
+    assert data["summary"]["counts"]["SUCCEEDED"] == 6 and data["summary"]["counts"]["FAILED"] == 2
 
 
 def test_devices_offline_at_the_start_get_their_executions_when_they_come(

@@ -293,16 +293,12 @@ def raise_fd_limit(count: int) -> None:
 
 
 # the run ---------------------------------------------------------------------------------------
-def _watch_thread(args: argparse.Namespace, target: Target, stop: threading.Event, done: threading.Event) -> Any:
-    """``iot_jobs.rollout.watch_job`` in a thread (the live view), if this installation has it."""
-    import importlib
+def _watch_thread(
+    args: argparse.Namespace, target: Target, stop: threading.Event, done: threading.Event
+) -> threading.Thread | None:
+    """``iot_jobs.rollout.watch_job`` in a thread (the live view) while the devices run."""
+    from iot_jobs.rollout import watch_job  # only a watching run pays for the view's imports
 
-    try:
-        # Another branch adds it; imported by name so this one type-checks without it.
-        watch_job = importlib.import_module("iot_jobs.rollout").watch_job
-    except (ImportError, AttributeError):
-        print(f"{PROG}: --watch needs iot_jobs.rollout (not in this installation); not watching", file=sys.stderr)
-        return None
     if target.iot is None:
         print(f"{PROG}: --watch needs the control plane (not with --certs); not watching", file=sys.stderr)
         return None

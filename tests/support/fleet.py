@@ -57,17 +57,26 @@ def assignment(*args: str) -> dict[str, str]:
 
 
 class FleetProcess:
-    def __init__(self, service: ServiceProcess, fleet_dir: Path, log_path: Path, *args: str) -> None:
+    def __init__(
+        self, service: ServiceProcess, fleet_dir: Path, log_path: Path, *args: str, stdout: Path | None = None
+    ) -> None:
+        """``stdout``: a file for the fleet's standard output (the --watch view's lines), else discarded."""
         self.command = fleet_command(service, fleet_dir, *args)
         self.log_path = log_path
+        self.stdout_path = stdout
         self.lines: queue.Queue[str] = queue.Queue()
         self.process: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
 
     def start(self) -> FleetProcess:
-        self.process = subprocess.Popen(
-            self.command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
+        out = open(self.stdout_path, "w", encoding="utf-8") if self.stdout_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self.process = subprocess.Popen(
+                self.command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, text=True
+            )
+        finally:
+            if not isinstance(out, int):
+                out.close()  # the child holds its own copy
         process = self.process
         log = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed by the reader thread
 
