@@ -47,6 +47,9 @@ class Executor:
         self.cache: dict[str, Pending] = {}
         self.running: dict[str, tuple[Job, asyncio.Task[None]]] = {}
         self.finished: set[tuple[str, int | None]] = set()
+        #: Job documents carried by NextJobExecutionChanged (a job's document never changes), so a job
+        #: whose document is known when it starts is taken and its first step reported in one update.
+        self.documents: dict[str, Any] = {}
         self._checks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
@@ -113,12 +116,15 @@ class Executor:
                 log.info("step 3: NextJobExecutionChanged: nothing next")
                 return
             log.info("step 3: NextJobExecutionChanged: next is %s (%s)", execution.job_id, execution.status)
+            if execution.job_document is not None:
+                self.documents[execution.job_id] = execution.job_document
             if execution.job_id not in self.cache:
                 self.cache[execution.job_id] = _summary(execution, execution.status or "QUEUED")
         elif name == "finished":
             job_id = event
             self.running.pop(job_id, None)
             self.cache.pop(job_id, None)
+            self.documents.pop(job_id, None)
 
     async def _check_gone(self, job_id: str) -> None:
         """A running job left the pending set: canceled or removed? (Ask; an old event may just be late.)"""
@@ -165,7 +171,15 @@ class Executor:
             self._start(pending, recovering=False)
 
     def _start(self, pending: Pending, recovering: bool) -> None:
-        job = Job(self.link, self.options, pending.job_id, pending.version, pending.execution_number, recovering)
+        job = Job(
+            self.link,
+            self.options,
+            pending.job_id,
+            pending.version,
+            pending.execution_number,
+            recovering,
+            known_documents=self.documents,
+        )
         log.info("step 4: %s %s", "recovering" if recovering else "starting", pending.job_id)
         task = asyncio.create_task(self._run_job(job))
         self.running[pending.job_id] = (job, task)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,8 @@ class Job:
     taken: bool = False
     stdout: runner.Tail = field(default_factory=runner.Tail)
     stderr: runner.Tail = field(default_factory=runner.Tail)
+    #: Documents already seen in events, by job id (the executor's): see ``_run``.
+    known_documents: Mapping[str, Any] = field(default_factory=dict)
 
     # reporting -------------------------------------------------------------------------------
     def _service_timer(self, seconds: float) -> int:
@@ -113,16 +116,30 @@ class Job:
             log.info("%s: the execution is no longer ours (%s); reporting nothing more", self.job_id, exc)
 
     async def _run(self) -> None:
-        document = await self._begin()
+        # A document known from NextJobExecutionChanged is checked before the job is taken: if it is
+        # valid, one update takes the job and reports its first step (a round trip less before the
+        # handler starts); if not, the usual path below rejects it with the document the service sends.
+        early = None
+        known = None if self.recovering else self.known_documents.get(self.job_id)
+        if known is not None:
+            try:
+                early = _prepare(self.options.policy, known)
+            except (documents.DocumentError, handlers.Refused):
+                early = None
+            if early is not None and not early[0].actions:
+                early = None
+        document = await self._begin(early)
         if document is None:
             return
-        try:
-            plan = documents.parse(document)
-            prepared = [handlers.prepare(self.options.policy, a) for a in plan.actions]
-        except (documents.DocumentError, handlers.Refused) as exc:
-            log.info("%s: REJECTED: %s", self.job_id, exc)
-            await self._final("REJECTED", {"reason": _clip(str(exc))})
-            return
+        if early is not None:
+            plan, prepared = early
+        else:
+            try:
+                plan, prepared = _prepare(self.options.policy, document)
+            except (documents.DocumentError, handlers.Refused) as exc:
+                log.info("%s: REJECTED: %s", self.job_id, exc)
+                await self._final("REJECTED", {"reason": _clip(str(exc))})
+                return
         if self.recovering:
             handlers_say = all(p.safe_to_repeat for p in prepared)
             if not (plan.safe_to_repeat or handlers_say):
@@ -131,10 +148,12 @@ class Job:
                 return
             why = "safeToRepeat" if plan.safe_to_repeat else "its handlers are safe to repeat (e.g. reboot.sh)"
             log.info("%s: was IN_PROGRESS before this agent started; %s: running it again", self.job_id, why)
-        await self._steps(plan, prepared)
+        await self._steps(plan, prepared, first_reported=early is not None)
 
-    async def _begin(self) -> Any:
-        """Move the execution to IN_PROGRESS (setting the service's step timer) and get its document."""
+    async def _begin(self, early: tuple[documents.Plan, list[handlers.Prepared]] | None) -> Any:
+        """Move the execution to IN_PROGRESS (setting the service's step timer) and get its document.
+
+        With ``early`` (the document known and valid) the same update reports the first step."""
         if self.recovering:
             described = await self.link.call("describe", self.job_id, None, True)
             execution = described.execution
@@ -143,26 +162,37 @@ class Job:
             self.version = execution.version_number
             self.taken = True
             return execution.job_document
+        details, timeout = None, self.options.step_timeout
+        if early is not None:
+            first = early[0].actions[0]
+            details = {"step": _clip(_label(1, len(early[0].actions), first))}
+            timeout = first.timeout_seconds or self.options.step_timeout
         response = await self.update(
             "IN_PROGRESS",
-            None,
-            include_job_document=True,
-            step_timeout_in_minutes=self._service_timer(self.options.step_timeout),
+            details,
+            include_job_document=early is None,
+            step_timeout_in_minutes=self._service_timer(timeout),
         )
         self.taken = True
         log.info("%s: IN_PROGRESS (version %s)", self.job_id, self.version)
+        if early is not None:
+            return True  # the document is ``early``'s, already checked
         return getattr(response, "job_document", None)
 
-    async def _steps(self, plan: documents.Plan, prepared: list[handlers.Prepared]) -> None:
+    async def _steps(
+        self, plan: documents.Plan, prepared: list[handlers.Prepared], first_reported: bool = False
+    ) -> None:
+        """Run the steps in order; ``first_reported``: the taking update already reported step 1."""
         total = len(plan.actions)
         for index, (action, ready) in enumerate(zip(plan.actions, prepared, strict=True), start=1):
             if action is plan.final_step:
                 log.info("%s: every step succeeded; running the finalStep", self.job_id)
-            label = f"{index}/{total} {action.name}"
+            label = _label(index, total, action)
             timeout = action.timeout_seconds or self.options.step_timeout
-            await self.update(
-                "IN_PROGRESS", {"step": _clip(label)}, step_timeout_in_minutes=self._service_timer(timeout)
-            )
+            if not (index == 1 and first_reported):
+                await self.update(
+                    "IN_PROGRESS", {"step": _clip(label)}, step_timeout_in_minutes=self._service_timer(timeout)
+                )
             outcome, why = await self._step(label, ready, timeout)
             if outcome is not None and outcome.ok:
                 continue
@@ -218,6 +248,16 @@ class Job:
         self.reporting_final = True
         await self.update(status, details)
         log.info("%s: reported %s", self.job_id, status)
+
+
+def _prepare(policy: handlers.Policy, document: Any) -> tuple[documents.Plan, list[handlers.Prepared]]:
+    """The document's plan and each action's handler, checked (DocumentError / Refused if not)."""
+    plan = documents.parse(document)
+    return plan, [handlers.prepare(policy, a) for a in plan.actions]
+
+
+def _label(index: int, total: int, action: Any) -> str:
+    return f"{index}/{total} {action.name}"
 
 
 def _clip(text: str) -> str:

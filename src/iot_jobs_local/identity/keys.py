@@ -34,8 +34,10 @@ class KeyMaker:
 
     async def rsa_key_pair(self) -> pki.KeyPair:
         if self._pool is None:
-            # forkserver: the service has threads (SQLite, the resolver), which fork does not copy safely.
-            context = multiprocessing.get_context("forkserver")
+            # spawn: the service has threads (SQLite, the resolver), which fork does not copy safely; and
+            # the workers must be the service's own children for PR_SET_PDEATHSIG to stop them when it
+            # dies (a forkserver outlived a kill -9 of the service, and kept its workers alive with it).
+            context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(self._workers, mp_context=context, initializer=_die_with_parent)
         return await asyncio.get_running_loop().run_in_executor(self._pool, pki.new_rsa_key_pair)
 
