@@ -207,9 +207,9 @@ def topic_filters(topic: Tokens, superset: bool) -> set[str]:
     return found
 
 
-@lru_cache(maxsize=8192)
-def _after_prefix(resource: Tokens, prefix: str) -> frozenset[int]:
-    """Start indices of what remains of ``resource`` once it has matched all of ``prefix``."""
+def _prefix_ends(tokens: Sequence[str], prefix: str, hole: str | None = None) -> frozenset[int] | None:
+    """Start indices of what remains of ``tokens`` once they have matched all of ``prefix``; None if
+    the match reaches a ``hole`` token (a variable whose value would decide it)."""
     results: set[int] = set()
     seen: set[tuple[int, int]] = set()
     stack = [(0, 0)]
@@ -221,14 +221,22 @@ def _after_prefix(resource: Tokens, prefix: str) -> frozenset[int]:
         if j == len(prefix):
             results.add(i)
             continue
-        if i == len(resource):
+        if i == len(tokens):
             continue
-        token = resource[i]
+        token = tokens[i]
+        if hole is not None and token == hole:
+            return None
         if token == STAR:
             stack += [(i, j + 1), (i + 1, j)]
         elif token == ONE or token == prefix[j]:
             stack.append((i + 1, j + 1))
     return frozenset(results)
+
+
+@lru_cache(maxsize=8192)
+def _after_prefix(resource: Tokens, prefix: str) -> frozenset[int]:
+    """Start indices of what remains of ``resource`` once it has matched all of ``prefix``."""
+    return _prefix_ends(resource, prefix) or frozenset()
 
 
 def remainders(resource: Tokens, prefix: str) -> list[Tokens]:
@@ -260,26 +268,9 @@ def _template(resource: str, prefix: str) -> tuple[tuple[Tokens, ...], tuple[str
     tokens += policies.glob_tokens(resource[position:])
     if not names:
         return None
-    seen: set[tuple[int, int]] = set()
-    results: set[int] = set()
-    stack = [(0, 0)]
-    while stack:
-        i, j = stack.pop()
-        if (i, j) in seen:
-            continue
-        seen.add((i, j))
-        if j == len(prefix):
-            results.add(i)
-            continue
-        if i == len(tokens):
-            continue
-        token = tokens[i]
-        if token == _HOLE:
-            return None
-        if token == STAR:
-            stack += [(i, j + 1), (i + 1, j)]
-        elif token == ONE or token == prefix[j]:
-            stack.append((i + 1, j + 1))
+    results = _prefix_ends(tokens, prefix, _HOLE)
+    if results is None:
+        return None
     return tuple(tuple(tokens[i:]) for i in sorted(results)), tuple(names)
 
 
