@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from iot_jobs_local.testing.service import terminate
+from support.processes import copy_lines
 from support.service import ServiceProcess
 
 AGENT_START_TIMEOUT = 20.0
@@ -93,22 +94,7 @@ class AgentProcess:
             text=True,
             env=env,
         )
-        process = self.process
-        log = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed by the reader thread
-
-        def copy() -> None:
-            assert process.stderr is not None
-            try:
-                for line in process.stderr:
-                    log.write(line)
-                    log.flush()
-                    self.lines.put(line.rstrip("\n"))
-            finally:
-                log.close()
-                self.lines.put("")  # wakes a waiter at the end of the output
-
-        self._reader = threading.Thread(target=copy, daemon=True)
-        self._reader.start()
+        self._reader = copy_lines(self.process, self.log_path, self.lines)
         if ready:
             self.wait_log(r"step 4: |step 2 \(start-up\)", AGENT_START_TIMEOUT)
         return self

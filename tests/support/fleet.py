@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from iot_jobs_local.testing.service import terminate
+from support.processes import copy_lines
 from support.service import ServiceProcess
 
 CONNECT_TIMEOUT = 20.0
@@ -77,22 +78,7 @@ class FleetProcess:
         finally:
             if not isinstance(out, int):
                 out.close()  # the child holds its own copy
-        process = self.process
-        log = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed by the reader thread
-
-        def copy() -> None:
-            assert process.stderr is not None
-            try:
-                for line in process.stderr:
-                    log.write(line)
-                    log.flush()
-                    self.lines.put(line.rstrip("\n"))
-            finally:
-                log.close()
-                self.lines.put("")
-
-        self._reader = threading.Thread(target=copy, daemon=True)
-        self._reader.start()
+        self._reader = copy_lines(self.process, self.log_path, self.lines)
         return self
 
     def wait_line(self, pattern: str, timeout: float = CONNECT_TIMEOUT) -> re.Match[str]:

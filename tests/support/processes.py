@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import select
+import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -78,3 +81,24 @@ def pids_with_cmdline(fragment: str) -> list[int]:
         if fragment in cmdline and process_state(int(entry.name)) not in (None, "Z", "X"):
             found.append(int(entry.name))
     return found
+
+
+def copy_lines(process: subprocess.Popen[str], log_path: Path, lines: queue.Queue[str]) -> threading.Thread:
+    """Copy ``process``'s stderr into ``log_path`` and ``lines`` as it comes (a thread, started); an
+    empty string on ``lines`` marks the end of the output, so a waiter wakes up when the process ends."""
+    log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed by the reader thread
+
+    def copy() -> None:
+        assert process.stderr is not None
+        try:
+            for line in process.stderr:
+                log.write(line)
+                log.flush()
+                lines.put(line.rstrip("\n"))
+        finally:
+            log.close()
+            lines.put("")
+
+    reader = threading.Thread(target=copy, daemon=True)
+    reader.start()
+    return reader
