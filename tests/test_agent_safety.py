@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +168,33 @@ def test_run_as_user_not_allowed_fails_the_step(
         in execution(service, job_id, thing)["statusDetails"]["detailsMap"]["reason"]
     )
     assert not marker.exists()
+
+
+@pytest.fixture
+def shared_handlers() -> Iterator[Path]:
+    """A handler directory another user can reach (pytest's own temporary directories are private to
+    their owner), still safe by the agent's rules: owned by us, writable by nobody else."""
+    base = Path(tempfile.mkdtemp(prefix="iot-jobs-agent-runas-"))
+    try:
+        base.chmod(0o755)
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.skipif(shutil.which("sudo") is None or os.geteuid() != 0, reason="needs sudo, and root to use it unasked")
+def test_run_as_an_allowed_user_runs_the_handler_as_that_user_through_sudo(
+    service: ServiceProcess, agent: Callable[..., AgentProcess], shared_handlers: Path
+) -> None:
+    thing = unique("runas")
+    write_handler(shared_handlers, "whoami.sh", "id -un", mode=0o755)
+    proc = agent(thing, "--run-as-user", "nobody", handlers=shared_handlers)
+    document = {"version": "1.0", "includeStdOut": True, "steps": [step("who", "whoami.sh", runAsUser="nobody")]}
+    job_id = service.create_job(thing, document)
+    wait_final(proc, job_id, "SUCCEEDED")
+    assert execution(service, job_id, thing)["statusDetails"]["detailsMap"]["stdout"].strip() == "nobody"
+    # The same step as a user the configuration does not name is refused, never run as ourselves.
+    other = service.create_job(thing, {**document, "steps": [step("who", "whoami.sh", runAsUser="daemon")]})
+    wait_final(proc, other, "FAILED")
+    details = execution(service, other, thing)["statusDetails"]["detailsMap"]
+    assert "runAsUser 'daemon' is not allowed" in details["reason"] and "stdout" not in details
