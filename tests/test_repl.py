@@ -169,7 +169,7 @@ def test_bad_input_is_reported_and_the_repl_carries_on(repl: tuple[PipedRepl, st
         ("update-job-execution OnlyOne", "Error: update-job-execution: takes 2 argument(s), got 1"),
         (
             "create-job NoDoc",
-            "Error: create-job: takes 2 argument(s), got 1; usage: create-job <jobId> <document-json>",
+            "Error: create-job: a job document (JSON, or @file) or --template NAME is required; usage: create-job <jobId> <document-json> | create-job <jobId> --template NAME",
         ),
         ("create-job Bad {not json", "Error: create-job: the job document is not valid JSON"),
         ('create-job Arr ["a"]', "Error: create-job: the job document must be a JSON object"),

@@ -265,7 +265,8 @@ def build_table() -> dict[str, Command]:
             "or from an AWS managed template",
             'create-job Job1 {"ToDo":"Reboot"}  |  create-job Job2 --template AWS-Run-Command --param command=echo,ok',
             _create_job,
-            (_JOB, Arg("document-json", "document")),
+            # The document is checked in _create_job, so its absence names both forms.
+            (_JOB, Arg("document-json", "document", optional=True)),
             template_commands.CREATE_OPTIONS,
             raw_tail=True,
             usage_text=template_commands.CREATE_USAGE,
