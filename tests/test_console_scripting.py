@@ -330,3 +330,12 @@ def test_delete_job_on_a_canceled_job_says_what_stands_in_the_way(tmp_path: Path
     assert error["operation"] == "DeleteJob" and error["code"] == "InvalidStateTransitionException"
     assert "IN_PROGRESS executions" in error["message"], error
     assert "only when COMPLETED or CANCELED" not in error["message"], error
+
+
+@pytest.mark.parametrize("module", ["iot_jobs", "iot_jobs_agent", "iot_jobs_fleet", "iot_jobs_local"])
+def test_every_program_prints_its_version(module: str) -> None:
+    from importlib.metadata import version
+
+    done = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=30)
+    program = module.replace("_", "-")
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"{program} {version('iot-jobs')}\n", "")

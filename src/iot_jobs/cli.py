@@ -10,13 +10,14 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import config
 from .errors import IotJobsError
+from .version import add_version_flag, installed_version
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -112,7 +113,7 @@ def parser(defaults: dict[str, object]) -> argparse.ArgumentParser:
         help="never page long output (default: on a terminal, output taller than the screen goes through "
         "$PAGER, else less -RXF) [IOT_JOBS_NO_PAGER=1]",
     )
-    p.add_argument("--version", action=_Version, help="print the version and exit")
+    add_version_flag(p)
     return p
 
 
@@ -129,26 +130,6 @@ def add_connection_options(p: argparse.ArgumentParser, defaults: dict[str, objec
         help="use iot-jobs-local, starting one for the session if none runs [IOT_JOBS_LOCAL=1]",
     )
     p.add_argument("--config", type=Path, default=None, help="config file (default: see below)")
-
-
-class _Version(argparse.Action):
-    """``--version`` reading the installed metadata only when asked (importlib.metadata is slow to import)."""
-
-    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
-        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=kwargs.get("help"))
-
-    def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
-        print(f"{parser.prog} {_version()}")
-        parser.exit()
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("iot-jobs")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 #: Switches read from the environment and the config file as booleans.
@@ -310,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
 
     presentation = Presentation(output=args.output, verbosity=args.verbosity.lower(), pager=not args.no_pager)
     script = split_commands("\n".join(args.commands)) if args.commands is not None else None
-    log.info("iot-jobs %s starting (%s)", _version(), "script" if script is not None else "session")
+    log.info("iot-jobs %s starting (%s)", installed_version(), "script" if script is not None else "session")
     try:
         with ExitStack() as stack:
             settings = stack.enter_context(resolve(args))

@@ -18,6 +18,7 @@ from pathlib import Path
 from iot_jobs.cli import add_connection_options, connection_defaults, resolve
 from iot_jobs.errors import IotJobsError
 from iot_jobs.settings import MQTT_VERSIONS, Settings
+from iot_jobs.version import add_version_flag
 
 from .handlers import Policy, Refused, check_directory
 from .install import install_handlers
@@ -39,6 +40,7 @@ def parser(defaults: dict[str, object]) -> argparse.ArgumentParser:
         "See docs/agent.md.",
     )
     add_connection_options(p, defaults)
+    add_version_flag(p)
     p.add_argument("--handlers", type=Path, default=None, help=f"handler directory (default {default_handler_dir()})")
     p.add_argument("--allow-run-command", action="store_true", help="allow runCommand actions (off by default)")
     p.add_argument(

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from iot_jobs.version import add_version_flag
+
 from . import profiles
 from .provision import FleetDir, Identity, ProvisionError, given_set, issuer_id, provision, thing_names
 
@@ -39,6 +41,7 @@ def parser() -> argparse.ArgumentParser:
         description="Simulated devices in a thing group that run their jobs with a behaviour profile.",
         epilog="Durations are seconds on the service's clock (see --time-scale). See docs/fleet.md.",
     )
+    add_version_flag(p)
     add = p.add_argument
     add("--count", "-n", type=int, default=10, help="number of devices (default 10)")
     add("--group", "-g", default="fleet", help="thing group, created if missing (default fleet)")

@@ -154,11 +154,11 @@ def test_the_check_sees_a_wrong_import(tmp_path: Path) -> None:
 PACKAGE_ALLOWED: dict[str, dict[str, set[str] | None]] = {
     # The agent reuses the console's connection, data plane, settings and flags; --local reaches
     # iot_jobs_local only through iot_jobs.local, as the console does.
-    "iot_jobs_agent": {"iot_jobs": {"cli", "config", "connection", "data_plane", "errors", "settings"}},
+    "iot_jobs_agent": {"iot_jobs": {"cli", "config", "connection", "data_plane", "errors", "settings", "version"}},
     # The fleet finds or starts the local service as the console does (iot_jobs.local), shows the
     # console's rollout view, and speaks MQTT with the service's pure codec (iot_jobs_local.mqtt.codec).
     "iot_jobs_fleet": {
-        "iot_jobs": {"errors", "local", "rollout", "settings"},
+        "iot_jobs": {"errors", "local", "rollout", "settings", "version"},
         "iot_jobs_local": {"mqtt"},
     },
 }
