@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore.credentials import Credentials
 
-from iot_jobs_fleet.signed_client import SignedIot, SignedIotError, backoff, error_of, retryable
+from iot_jobs_fleet.signed_client import SignedIot, SignedIotError, aws_endpoint, backoff, error_of, retryable
 
 
 class Recorder:
@@ -170,3 +170,10 @@ def test_nothing_listening_is_an_error_with_the_endpoint(monkeypatch: pytest.Mon
     with pytest.raises(SignedIotError) as caught:
         client(f"http://127.0.0.1:{port}", max_attempts=2).create_thing(thingName="t")
     assert caught.value.code == "ConnectionRefusedError" and f"127.0.0.1:{port}" in str(caught.value)
+
+
+def test_against_aws_the_endpoint_is_the_regions_https_one_verified() -> None:
+    iot = SignedIot(aws_endpoint("eu-west-1"), "eu-west-1", Credentials("a", "b"))
+    assert aws_endpoint("eu-west-1") == "https://iot.eu-west-1.amazonaws.com"
+    assert iot._context is not None and iot._context.verify_mode.name == "CERT_REQUIRED"
+    assert iot._context.check_hostname
