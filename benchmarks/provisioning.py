@@ -21,15 +21,15 @@ median latency of each operation over the first and the last 500 calls of that o
 completion order: flat per-operation cost means last/first near 1), and at the end the service's
 and Mosquitto's RSS and the CPU seconds of the service's process tree.
 
-The client is a minimal SigV4-signed HTTP/1.1 client on keep-alive connections (botocore signs,
-``http.client`` sends): boto3 itself costs ~2 ms of client CPU per call, which on a 2-core machine
-would be what is measured. ``--boto3`` uses boto3 clients instead (one per thread).
+The client is the fleet's minimal SigV4-signed HTTP/1.1 client on keep-alive connections
+(``iot_jobs_fleet.signed_client``: botocore signs, ``http.client`` sends): boto3 itself costs
+~2 ms of client CPU per call, which on a 2-core machine would be what is measured.
+``--boto3`` uses boto3 clients instead (one per thread).
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import statistics
@@ -41,9 +41,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
 
 from harness import REGION, iot_client, memory_kib, running_service, tree_cpu_seconds
+
+from iot_jobs_fleet.signed_client import SignedIot
 
 POLICY = json.dumps(
     {
@@ -62,77 +63,35 @@ POLICY = json.dumps(
 WINDOW = 500
 
 
-class RawIot:
-    """The few ``iot`` calls this benchmark makes, SigV4-signed, over one keep-alive connection."""
+class RawIot(SignedIot):
+    """The fleet's signed client (iot_jobs_fleet.signed_client) plus the few other calls this
+    benchmark makes, on the same signing and keep-alive connection."""
 
     def __init__(self, endpoint: str, credentials: tuple[str, str]) -> None:
-        from botocore.auth import SigV4Auth
         from botocore.credentials import Credentials
 
-        self._endpoint = endpoint
-        parts = urlsplit(endpoint)
-        self._connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=120)
-        self._auth = SigV4Auth(Credentials(*credentials), "iot", REGION)
-
-    def _call(
-        self, method: str, path: str, query: dict[str, str] | None = None, body: Any = None, **headers: str
-    ) -> dict[str, Any]:
-        from botocore.awsrequest import AWSRequest
-
-        target = quote(path) + ("?" + urlencode(query) if query else "")
-        data = json.dumps(body).encode() if body is not None else b""
-        request = AWSRequest(method, self._endpoint + target, data=data, headers=headers)
-        if body is not None:
-            request.headers["Content-Type"] = "application/json"
-        self._auth.add_auth(request)
-        try:
-            self._connection.request(method, target, body=data, headers=dict(request.headers.items()))
-            response = self._connection.getresponse()
-        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
-            # The service closes keep-alive connections idle for a while: open a new one, once.
-            self._connection.close()
-            self._connection.request(method, target, body=data, headers=dict(request.headers.items()))
-            response = self._connection.getresponse()
-        payload = response.read()
-        if response.status >= 300:
-            raise RuntimeError(f"{method} {path}: HTTP {response.status}: {payload[:300]!r}")
-        return json.loads(payload) if payload else {}
+        super().__init__(endpoint, REGION, Credentials(*credentials), timeout=120)
 
     def create_policy(self, policyName: str, policyDocument: str) -> dict[str, Any]:
-        return self._call("POST", f"/policies/{policyName}", body={"policyDocument": policyDocument})
+        return self.call("CreatePolicy", "POST", f"/policies/{policyName}", body={"policyDocument": policyDocument})
 
     def create_policy_version(self, policyName: str, policyDocument: str, setAsDefault: bool) -> dict[str, Any]:
         query = {"setAsDefault": "true" if setAsDefault else "false"}
-        return self._call("POST", f"/policies/{policyName}/version", query, {"policyDocument": policyDocument})
+        path = f"/policies/{policyName}/version"
+        return self.call("CreatePolicyVersion", "POST", path, query, {"policyDocument": policyDocument})
 
     def create_thing_group(self, thingGroupName: str) -> dict[str, Any]:
-        return self._call("POST", f"/thing-groups/{thingGroupName}", body={})
+        return self.call("CreateThingGroup", "POST", f"/thing-groups/{thingGroupName}", body={})
 
     def describe_thing_group(self, thingGroupName: str) -> dict[str, Any]:
-        return self._call("GET", f"/thing-groups/{thingGroupName}")
-
-    def create_thing(self, thingName: str) -> dict[str, Any]:
-        return self._call("POST", f"/things/{thingName}", body={})
-
-    def create_certificate_from_csr(self, certificateSigningRequest: str, setAsActive: bool) -> dict[str, Any]:
-        query = {"setAsActive": "true" if setAsActive else "false"}
-        return self._call("POST", "/certificates", query, {"certificateSigningRequest": certificateSigningRequest})
+        return self.call("DescribeThingGroup", "GET", f"/thing-groups/{thingGroupName}")
 
     def create_keys_and_certificate(self, setAsActive: bool) -> dict[str, Any]:
-        return self._call("POST", "/keys-and-certificate", {"setAsActive": "true" if setAsActive else "false"})
+        query = {"setAsActive": "true" if setAsActive else "false"}
+        return self.call("CreateKeysAndCertificate", "POST", "/keys-and-certificate", query)
 
     def attach_policy(self, policyName: str, target: str) -> dict[str, Any]:
-        return self._call("PUT", f"/target-policies/{policyName}", body={"target": target})
-
-    def attach_thing_principal(
-        self, thingName: str, principal: str, thingPrincipalType: str | None = None
-    ) -> dict[str, Any]:
-        query = {"thingPrincipalType": thingPrincipalType} if thingPrincipalType else None
-        return self._call("PUT", f"/things/{thingName}/principals", query, **{"x-amzn-principal": principal})
-
-    def add_thing_to_thing_group(self, thingGroupName: str, thingName: str) -> dict[str, Any]:
-        body = {"thingGroupName": thingGroupName, "thingName": thingName}
-        return self._call("PUT", "/thing-groups/addThingToThingGroup", body=body)
+        return self.call("AttachPolicy", "PUT", f"/target-policies/{policyName}", body={"target": target})
 
 
 def csrs(n: int) -> list[str]:

@@ -365,3 +365,37 @@ def test_behaviour_flags_and_a_profile_file_do_not_go_together(tmp_path: Path) -
         result.stderr
         == "iot-jobs-fleet: --hang and --profile-file do not go together: put it in the profile's shares\n"
     )
+
+
+@pytest.mark.parametrize("client", ["signed", "boto3"])
+def test_a_thing_name_the_service_refuses_is_one_line_with_its_error_code(
+    fast: ServiceProcess, fleet_dir: Path, tmp_path: Path, client: str
+) -> None:
+    """The service refuses a thing name with a space (AWS: ``[a-zA-Z0-9:_-]+``); both provisioning
+    clients report it as AWS's code and message on one line, and no identity is written."""
+    directory = tmp_path / "refused"
+    made = subprocess.run(
+        fleet_command(
+            fast,
+            directory,
+            "--count",
+            "3",
+            "--group",
+            "refused",
+            "--prefix",
+            "bad name ",
+            "--provision-only",
+            "--provision-client",
+            client,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert made.returncode != 0
+    lines = made.stderr.strip().splitlines()
+    assert len(lines) == 1, made.stderr
+    assert re.fullmatch(r"iot-jobs-fleet: provisioning failed: InvalidRequestException: .+", lines[0]), lines[0]
+    assert not list(directory.glob("*.crt"))

@@ -25,6 +25,10 @@ from . import profiles
 from .provision import FleetDir, Identity, ProvisionError, given_set, issuer_id, provision, thing_names
 
 PROG = "iot-jobs-fleet"
+#: Provisioning threads by client, measured on 2 cores (docs/benchmarks.md): boto3 is CPU-bound
+#: in the client; the signed client waits on the service, where a few connections are enough.
+SIGNED_THREADS = 4
+BOTO3_THREADS = 16
 
 
 class UsageError(Exception):
@@ -62,7 +66,18 @@ def parser() -> argparse.ArgumentParser:
     add("--quiet", "-q", action="store_true", help="no status line each second")
     add("--print-assignment", action="store_true", help="print each thing's share and exit")
     add("--provision-only", action="store_true", help="create or reuse the things and exit")
-    add("--threads", type=int, default=16, help="provisioning threads (default 16)")
+    add(
+        "--threads",
+        type=int,
+        default=None,
+        help=f"provisioning threads (default {SIGNED_THREADS} with the signed client, {BOTO3_THREADS} with boto3)",
+    )
+    add(
+        "--provision-client",
+        choices=("signed", "boto3"),
+        default="signed",
+        help="client of the per-device provisioning calls: lean SigV4 (default) or boto3",
+    )
     add(
         "--fleet-dir",
         type=Path,
@@ -151,7 +166,7 @@ def load_profile(args: argparse.Namespace) -> profiles.Profile:
 def _check_args(args: argparse.Namespace) -> None:
     if args.count < 1:
         raise UsageError("--count must be at least 1")
-    if args.ramp <= 0 or args.handshakes < 1 or args.threads < 1:
+    if args.ramp <= 0 or args.handshakes < 1 or (args.threads is not None and args.threads < 1):
         raise UsageError("--ramp must be positive, --handshakes and --threads at least 1")
     if args.time_scale is not None and args.time_scale <= 0:
         raise UsageError("--time-scale must be positive")
@@ -170,6 +185,7 @@ class Target:
     ca_file: Path | None
     time_scale: float
     iot: Any  # a factory of boto3 iot clients (None with --certs)
+    device_iot: Any  # a factory of the per-device provisioning clients (None: use ``iot``)
     issuer: str
     fleet_root: Path
 
@@ -200,6 +216,44 @@ def _boto3_factory(profile: str | None = None, **kwargs: Any) -> Any:
     return make
 
 
+def _signed_factory(
+    profile: str | None = None,
+    endpoint_url: str | None = None,
+    region_name: str | None = None,
+    aws_access_key_id: str | None = None,
+    aws_secret_access_key: str | None = None,
+) -> Any:
+    """Lean SigV4 clients (``signed_client``) with what a boto3 client of the same arguments
+    would use: the session's credential chain (or the given keys), its region, the
+    ``https://iot.<region>.amazonaws.com`` endpoint and its CA bundle (certifi's by default)."""
+    made: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def make() -> Any:
+        from botocore.credentials import Credentials
+        from botocore.httpsession import get_cert_path
+        from botocore.session import Session
+
+        from .signed_client import SignedIot, aws_endpoint
+
+        with lock:
+            if "credentials" not in made:
+                session = Session(profile=profile)
+                if aws_access_key_id and aws_secret_access_key:
+                    made["credentials"] = Credentials(aws_access_key_id, aws_secret_access_key)
+                else:
+                    made["credentials"] = session.get_credentials()
+                region = region_name or session.get_config_variable("region")
+                if not region:
+                    raise ProvisionError("no region: give --region or configure one (AWS_REGION)")
+                made["region"] = region
+                made["ca"] = session.get_config_variable("ca_bundle") or get_cert_path(True)
+            endpoint = endpoint_url or aws_endpoint(made["region"])
+            return SignedIot(endpoint, made["region"], made["credentials"], ca_bundle=made["ca"])
+
+    return make
+
+
 def local_target(args: argparse.Namespace) -> Target:
     from iot_jobs.errors import IotJobsError
     from iot_jobs.local import local_service
@@ -210,12 +264,13 @@ def local_target(args: argparse.Namespace) -> Target:
             ca = state.ca_cert
     except IotJobsError as exc:
         raise RunError(exc.message) from None
-    factory = _boto3_factory(
-        endpoint_url=info.http_endpoint,
-        region_name=info.region,
-        aws_access_key_id=creds.access_key_id,
-        aws_secret_access_key=creds.secret_access_key,
-    )
+    where: dict[str, Any] = {
+        "endpoint_url": info.http_endpoint,
+        "region_name": info.region,
+        "aws_access_key_id": creds.access_key_id,
+        "aws_secret_access_key": creds.secret_access_key,
+    }
+    factory = _boto3_factory(**where)
     return Target(
         host="127.0.0.1",
         port=info.mqtt_port,
@@ -223,6 +278,7 @@ def local_target(args: argparse.Namespace) -> Target:
         ca_file=ca,
         time_scale=args.time_scale or info.time_scale or 1.0,
         iot=factory,
+        device_iot=_signed_factory(**where) if args.provision_client == "signed" else None,
         issuer=issuer_id(ca),
         fleet_root=_fleet_root(args),
     )
@@ -244,6 +300,7 @@ def aws_target(args: argparse.Namespace) -> Target:
         ca_file=Path(args.ca_file).expanduser() if args.ca_file else None,
         time_scale=args.time_scale or 1.0,
         iot=None if args.certs else _boto3_factory(**kwargs),
+        device_iot=None if args.certs or args.provision_client != "signed" else _signed_factory(**kwargs),
         issuer="aws:" + args.endpoint,
         fleet_root=_fleet_root(args),
     )
@@ -266,8 +323,16 @@ def identities(args: argparse.Namespace, target: Target, err: TextIO) -> list[Id
             print(f"{PROG}: provisioned {done}/{total}", file=err, flush=True)
 
     try:
+        threads = args.threads or (SIGNED_THREADS if target.device_iot is not None else BOTO3_THREADS)
         made = provision(
-            target.iot, FleetDir(target.fleet_root), things, args.group, target.issuer, args.threads, progress
+            target.iot,
+            FleetDir(target.fleet_root),
+            things,
+            args.group,
+            target.issuer,
+            threads,
+            progress,
+            device_client_factory=target.device_iot,
         )
     except ProvisionError as exc:
         raise RunError(f"provisioning failed: {exc}") from None

@@ -4,7 +4,8 @@ The same calls work against AWS IoT: per device CreateThing, a P-256 key and CSR
 (the private key never leaves the fleet directory), CreateCertificateFromCsr(setAsActive),
 AttachThingPrincipal and AddThingToThingGroup; then once CreatePolicy and AttachPolicy of the
 fleet's policy to the group (a device may connect as its thing name and use its own jobs topics).
-Calls run on a pool of threads, each with its own boto3 client.
+The per-device calls run on a pool of threads, each with its own client (``signed_client``'s lean
+SigV4 client by default, or boto3's); the group and policy calls use a boto3 client.
 
 The fleet directory (0700) keeps ``<thing>.key`` (0600) and ``<thing>.crt`` per device and
 ``fleet.json`` (the group, the policy, and which service issued them: a second run reuses what
@@ -153,8 +154,12 @@ def provision(
     issuer: str,
     threads: int = 16,
     progress: Callable[[int, int], None] | None = None,
+    device_client_factory: Callable[[], Any] | None = None,
 ) -> list[Identity]:
-    """Make sure every thing exists with its certificate in ``group``, and the group has the policy."""
+    """Make sure every thing exists with its certificate in ``group``, and the group has the policy.
+
+    ``client_factory`` makes the clients of the group and policy calls (boto3), and of the
+    per-device calls unless ``device_client_factory`` is given (one client per thread)."""
     fleet_dir.create()
     meta = fleet_dir.meta()
     if meta.get("issuer", issuer) != issuer:
@@ -165,10 +170,10 @@ def provision(
     def client() -> Any:
         made = getattr(local, "client", None)
         if made is None:
-            made = local.client = client_factory()
+            made = local.client = (device_client_factory or client_factory)()
         return made
 
-    iot = client()
+    iot = client_factory()
     group_arn = _ensure_group(iot, group)
     region, account = group_arn.split(":")[3:5]
     _ensure_policy(iot, group_arn, region, account)
@@ -193,9 +198,10 @@ def provision(
         for future in [pool.submit(one, t) for t in [*todo, *again]]:
             try:
                 future.result()
-            except ProvisionError:
-                raise
             except Exception as exc:
+                pool.shutdown(wait=True, cancel_futures=True)  # the first error is the answer
+                if isinstance(exc, ProvisionError):
+                    raise
                 raise ProvisionError(_describe(exc)) from None
     fleet_dir.write_meta({"issuer": issuer, "group": group, "policy": POLICY_NAME, "things": len(things)})
     return [Identity(t, fleet_dir.cert(t), fleet_dir.key(t)) for t in things]
