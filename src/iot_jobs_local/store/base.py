@@ -45,6 +45,8 @@ class StoreBase:
         self.ended: list[Execution] = []
         self._after_commit: list[Callable[[], None]] = []
         self._on_rollback: list[Callable[[], None]] = []
+        #: While a :meth:`batch` is open: what waits for its commit (None: no batch open).
+        self._committed: list[Callable[[], None]] | None = None
 
     def close(self) -> None:
         self._db.close()
@@ -65,10 +67,15 @@ class StoreBase:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Everything inside commits together, or not at all."""
+        """Everything inside commits together, or not at all. Inside a :meth:`batch` it is a
+        savepoint: undone alone if it fails, committed with the batch if it does not."""
         try:
-            with sqlite_db.transaction(self._db):
-                yield
+            if self._committed is None:
+                with sqlite_db.transaction(self._db):
+                    yield
+            else:
+                with sqlite_db.savepoint(self._db):
+                    yield
         except BaseException:
             self.ended = []
             for undo in self._on_rollback:
@@ -76,6 +83,33 @@ class StoreBase:
             raise
         for hook in self._after_commit:
             hook()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One SQLite transaction around several operations (each a savepoint of it), so they share
+        one commit. What :meth:`when_committed` is given inside runs after that commit, in order;
+        if the commit fails, none of it runs and the error propagates (the caller must then not
+        answer as if the operations had happened)."""
+        if self._committed is not None:
+            yield  # already inside a batch: this one is part of it
+            return
+        waiting: list[Callable[[], None]] = []
+        self._committed = waiting
+        try:
+            with sqlite_db.transaction(self._db):
+                yield
+        finally:
+            self._committed = None
+        for call in waiting:
+            call()
+
+    def when_committed(self, call: Callable[[], None]) -> None:
+        """Call ``call`` once what was written so far is committed: now, outside a :meth:`batch`
+        (an operation calls this after its transaction), else after the batch's commit."""
+        if self._committed is None:
+            call()
+        else:
+            self._committed.append(call)
 
     def next_seq(self) -> int:
         self._seq += 1
