@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from ..jobs.model import Execution
+from ..jobs.model import Execution, Job
 from . import schema
 from . import sqlite as sqlite_db
 
@@ -45,6 +45,10 @@ class StoreBase:
         self.ended: list[Execution] = []
         self._after_commit: list[Callable[[], None]] = []
         self._on_rollback: list[Callable[[], None]] = []
+        #: Jobs as last read or written, by id: every device request reads its job (document,
+        #: timeouts), and decoding the row's JSON cost more than the query. The service is the only
+        #: writer; the memo is forgotten on every rollback (it may hold an uncommitted write).
+        self._jobs_read: dict[str, Job] = {}
         #: While a :meth:`batch` is open: what waits for its commit (None: no batch open).
         self._committed: list[Callable[[], None]] | None = None
 
@@ -78,6 +82,7 @@ class StoreBase:
                     yield
         except BaseException:
             self.ended = []
+            self._jobs_read.clear()
             for undo in self._on_rollback:
                 undo()
             raise
@@ -98,6 +103,9 @@ class StoreBase:
         try:
             with sqlite_db.transaction(self._db):
                 yield
+        except BaseException:
+            self._jobs_read.clear()
+            raise
         finally:
             self._committed = None
         for call in waiting:
