@@ -262,3 +262,41 @@ def test_job_view_is_read_again_after_every_write(world: World) -> None:
     world.engine.cancel_job("J", False, None, None)
     view = world.engine.job_view("J")
     assert view.job.status is JobStatus.CANCELED and view.counts == {S.CANCELED: 1, S.IN_PROGRESS: 1}
+
+
+def test_a_batch_shares_one_commit_and_undoes_a_failed_operation_alone(world: World) -> None:
+    """The MQTT link answers the requests of one read in a batch: each operation a savepoint, the
+    events of all of them after the one commit, a refused one undone without the others."""
+    seen: list[Any] = []
+    world.engine.watch_lifecycle(seen.extend)
+    world.engine.update_event_configurations({"JOB": {"Enabled": True}, "JOB_EXECUTION": {"Enabled": True}})
+    a, b = world.things("A", "B")
+    world.job("J", [a, b])
+    world.take_events()
+    with world.engine.batch():
+        world.engine.start_next(a, StartNextRequest())
+        world.engine.update(a, "J", UpdateRequest(S.SUCCEEDED))
+        with pytest.raises(InvalidStateTransition):  # terminal already: refused, its savepoint undone
+            world.engine.update(a, "J", UpdateRequest(S.FAILED))
+        world.engine.update(b, "J", UpdateRequest(S.SUCCEEDED))
+        assert world.events == [] and seen == []  # nothing is told before the commit
+    assert world.take_events() == {a: (True, True, []), b: (True, True, [])}
+    assert [(type(e).__name__, e.operation) for e in seen] == [
+        ("ExecutionEvent", "succeeded"),
+        ("ExecutionEvent", "succeeded"),
+        ("JobEvent", "completed"),
+    ]
+    assert world.engine.describe_execution("J", a, None).status is S.SUCCEEDED
+    assert world.engine.describe_job("J")[0].status is JobStatus.COMPLETED
+
+
+def test_a_batch_whose_commit_fails_tells_nobody(world: World) -> None:
+    (a,) = world.things("A")
+    world.job("J", [a])
+    world.take_events()
+    with pytest.raises(RuntimeError), world.engine.batch():
+        world.engine.update(a, "J", UpdateRequest(S.SUCCEEDED))
+        raise RuntimeError("the batch fails before its commit")
+    assert world.events == []
+    assert world.engine.describe_execution("J", a, None).status is S.QUEUED
+    assert world.engine.describe_job("J")[0].status is JobStatus.IN_PROGRESS  # the job memo forgot it too

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
@@ -117,6 +118,10 @@ class EngineCore:
     def now(self) -> float:
         return self._clock()
 
+    def batch(self) -> AbstractContextManager[None]:
+        """Operations run inside share one commit (the store's ``batch``); their events follow it."""
+        return self._store.batch()
+
     # lookups ----------------------------------------------------------------------------------
     def _require_job(self, job_id: str) -> Job:
         job = self._store.get_job(job_id)
@@ -141,6 +146,8 @@ class EngineCore:
     def _pending_many(self, thing_names: Iterable[str]) -> dict[str, list[Execution]]:
         """Each thing's pending set in AWS's order, from one query."""
         names = list(thing_names)
+        if len(names) == 1:  # a device's update: the plain query is cheaper than one over json_each
+            return {names[0]: self._pending(names[0])}
         found = self._store.pending_for_things(names) if names else {}
         return {name: transitions.pending_order(found.get(name, ())) for name in names}
 
@@ -188,8 +195,11 @@ class EngineCore:
         self._registry_listeners.append(listener)
 
     def _membership_changed(self, deleted_groups: Sequence[str] = (), things: Sequence[str] | None = None) -> None:
-        for listener in self._registry_listeners:
-            listener(deleted_groups, things)
+        def tell() -> None:
+            for listener in self._registry_listeners:
+                listener(deleted_groups, things)
+
+        self._store.when_committed(tell)
 
     # registry events ($aws/events/...) -------------------------------------------------------
     def watch_lifecycle(self, listener: LifecycleListener) -> None:
@@ -223,8 +233,7 @@ class EngineCore:
                 event = replace(event, counts=self._store.latest_status_counts(event.job.job_id))
             events.append(event)
         if events:
-            for listener in self._lifecycle_listeners:
-                listener(events)
+            self._store.when_committed(lambda: self._tell(self._lifecycle_listeners, events))
 
     def _settle_job_status(self, job: Job, unfinished: bool, now: float) -> Job:
         """``transitions.settle_job_status``, noting the ``completed`` event when it completes the job."""
@@ -235,8 +244,12 @@ class EngineCore:
     def _emit(self, changes: Iterable[PendingChange]) -> None:
         relevant = [c for c in changes if c.notify or c.notify_next]
         if relevant:
-            for listener in self._listeners:
-                listener(relevant)
+            self._store.when_committed(lambda: self._tell(self._listeners, relevant))
+
+    @staticmethod
+    def _tell(listeners: Sequence[Callable[[Any], None]], what: Any) -> None:
+        for listener in listeners:
+            listener(what)
 
 
 def document_object(document: str) -> Any:

@@ -14,6 +14,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import cast
 
 from . import codec
@@ -29,6 +30,9 @@ RETRY_FIRST_S, RETRY_MAX_S = 0.2, 2.0
 
 #: What a connection does with each PUBLISH it receives (topic, payload): bytes to write back, if any.
 Answer = Callable[[str, bytes], "bytes | None"]
+#: What the answers to one read run inside (the service: one transaction, so they share a commit);
+#: the replies are written only once it exits without an error.
+Batch = Callable[[], AbstractContextManager[None]]
 
 
 class LinkError(Exception):
@@ -39,8 +43,9 @@ class Connection(asyncio.Protocol):
     """One connection to the broker's service listener: hands each incoming PUBLISH to ``answer``
     (whose bytes, if any, are written back in the same write), tracks what awaits an ACK."""
 
-    def __init__(self, answer: Answer) -> None:
+    def __init__(self, answer: Answer, batch: Batch = contextlib.nullcontext) -> None:
         self._answer = answer
+        self._batch = batch
         self._decoder = codec.Decoder()
         self._transport: asyncio.Transport | None = None
         loop = asyncio.get_running_loop()
@@ -70,6 +75,16 @@ class Connection(asyncio.Protocol):
             self.close()
             return
         out: list[bytes] = []
+        try:
+            with self._batch():
+                self._handle(packets, out)
+        except Exception:  # e.g. the commit failed: no reply may claim what did not happen
+            log.exception("could not commit the answers to %d MQTT packets; not answered", len(packets))
+            return
+        if out and self._transport is not None:
+            self._transport.write(b"".join(out))
+
+    def _handle(self, packets: Sequence[codec.Packet], out: list[bytes]) -> None:
         for packet in packets:
             try:
                 if packet.kind == codec.PUBLISH:
@@ -91,8 +106,6 @@ class Connection(asyncio.Protocol):
                 log.error("broker sent a malformed packet (%s); skipped", exc)
             except Exception:  # the service never dies on a bad message
                 log.exception("internal error handling an MQTT packet")
-        if out and self._transport is not None:
-            self._transport.write(b"".join(out))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -144,13 +157,19 @@ class Connection(asyncio.Protocol):
 
 
 async def open_connection(
-    port: int, client_id: str, password: str, keepalive: int, answer: Answer, filters: Sequence[tuple[str, int]] = ()
+    port: int,
+    client_id: str,
+    password: str,
+    keepalive: int,
+    answer: Answer,
+    filters: Sequence[tuple[str, int]] = (),
+    batch: Batch = contextlib.nullcontext,
 ) -> tuple[asyncio.BaseTransport, Connection]:
     """Connect to the broker's service listener as ``client_id`` (clean session) and subscribe to
     ``filters``; raises :class:`LinkError` if the broker refuses either."""
     loop = asyncio.get_running_loop()
     transport, connection = await asyncio.wait_for(
-        loop.create_connection(lambda: Connection(answer), "127.0.0.1", port), HANDSHAKE_TIMEOUT_S
+        loop.create_connection(lambda: Connection(answer, batch), "127.0.0.1", port), HANDSHAKE_TIMEOUT_S
     )
     try:
         connection.write(codec.connect(client_id, username=SERVICE_USER, password=password, keepalive=keepalive))

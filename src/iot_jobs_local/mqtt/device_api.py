@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +64,12 @@ Operation = Callable[[str, "str | None", dict[str, Any]], dict[str, Any]]
 class MqttApi:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+
+    def batch(self) -> AbstractContextManager[None]:
+        """What the requests of one read from the broker are answered inside: one transaction, so
+        they share one commit (a commit cost more than the rest of a start-next); the connection
+        writes their replies only after it, so an accepted update is still durable before its reply."""
+        return self._engine.batch()
 
     # requests ----------------------------------------------------------------------------------
     def handle(self, topic: str, payload: bytes) -> Outgoing | None:

@@ -112,7 +112,7 @@ class ServiceLink:
         """One connection, from CONNECT until the broker goes away (returns) or we are cancelled."""
         filters = [(f, REQUEST_QOS) for f in REQUEST_FILTERS]
         transport, connection = await open_connection(
-            self._port, CLIENT_ID, self._password, self._keepalive, self._answer, filters
+            self._port, CLIENT_ID, self._password, self._keepalive, self._answer, filters, self._api.batch
         )
         pinger: asyncio.Task[None] | None = None
         try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from ..jobs.model import Execution
+from ..jobs.model import Execution, Job
 from . import schema
 from . import sqlite as sqlite_db
 
@@ -45,6 +45,12 @@ class StoreBase:
         self.ended: list[Execution] = []
         self._after_commit: list[Callable[[], None]] = []
         self._on_rollback: list[Callable[[], None]] = []
+        #: Jobs as last read or written, by id: every device request reads its job (document,
+        #: timeouts), and decoding the row's JSON cost more than the query. The service is the only
+        #: writer; the memo is forgotten on every rollback (it may hold an uncommitted write).
+        self._jobs_read: dict[str, Job] = {}
+        #: While a :meth:`batch` is open: what waits for its commit (None: no batch open).
+        self._committed: list[Callable[[], None]] | None = None
 
     def close(self) -> None:
         self._db.close()
@@ -65,17 +71,53 @@ class StoreBase:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Everything inside commits together, or not at all."""
+        """Everything inside commits together, or not at all. Inside a :meth:`batch` it is a
+        savepoint: undone alone if it fails, committed with the batch if it does not."""
         try:
-            with sqlite_db.transaction(self._db):
-                yield
+            if self._committed is None:
+                with sqlite_db.transaction(self._db):
+                    yield
+            else:
+                with sqlite_db.savepoint(self._db):
+                    yield
         except BaseException:
             self.ended = []
+            self._jobs_read.clear()
             for undo in self._on_rollback:
                 undo()
             raise
         for hook in self._after_commit:
             hook()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One SQLite transaction around several operations (each a savepoint of it), so they share
+        one commit. What :meth:`when_committed` is given inside runs after that commit, in order;
+        if the commit fails, none of it runs and the error propagates (the caller must then not
+        answer as if the operations had happened)."""
+        if self._committed is not None:
+            yield  # already inside a batch: this one is part of it
+            return
+        waiting: list[Callable[[], None]] = []
+        self._committed = waiting
+        try:
+            with sqlite_db.transaction(self._db):
+                yield
+        except BaseException:
+            self._jobs_read.clear()
+            raise
+        finally:
+            self._committed = None
+        for call in waiting:
+            call()
+
+    def when_committed(self, call: Callable[[], None]) -> None:
+        """Call ``call`` once what was written so far is committed: now, outside a :meth:`batch`
+        (an operation calls this after its transaction), else after the batch's commit."""
+        if self._committed is None:
+            call()
+        else:
+            self._committed.append(call)
 
     def next_seq(self) -> int:
         self._seq += 1

@@ -42,6 +42,8 @@ _JOB_COLUMNS = (
     "job_id, job_arn, document, targets, target_selection, status, created_at, last_updated_at, "
     "description, completed_at, force_canceled, reason_code, comment, config"
 )
+#: How many jobs ``get_job`` remembers (the jobs devices are working on; a few, usually).
+_JOBS_REMEMBERED = 64
 _TEMPLATE_COLUMNS = "template_id, arn, description, document, created_at, config"
 
 #: For each of a set of things (``json_each`` parameter, given twice): the CONTINUOUS IN_PROGRESS
@@ -66,8 +68,16 @@ WHERE t.kind = 'thing' AND t.name IN (SELECT value FROM json_each(?))
 class JobQueries(StoreBase):
     # jobs -------------------------------------------------------------------------------------
     def get_job(self, job_id: str) -> Job | None:
+        job = self._jobs_read.get(job_id)
+        if job is not None:
+            return job
         row = self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-        return None if row is None else _job(row)
+        if row is None:
+            return None
+        if len(self._jobs_read) >= _JOBS_REMEMBERED:
+            self._jobs_read.clear()
+        job = self._jobs_read[job_id] = _job(row)
+        return job
 
     def get_jobs(self, job_ids: Iterable[str]) -> dict[str, Job]:
         rows = self._db.execute(
@@ -76,6 +86,7 @@ class JobQueries(StoreBase):
         return {row[0]: _job(row) for row in rows}
 
     def put_job(self, job: Job) -> None:
+        self._jobs_read.pop(job.job_id, None)
         self._db.execute(
             f"INSERT OR REPLACE INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -97,6 +108,7 @@ class JobQueries(StoreBase):
         )
 
     def delete_job(self, job_id: str) -> None:
+        self._jobs_read.pop(job_id, None)
         self.delete_executions_of_job(job_id)
         self._db.execute("DELETE FROM job_targets WHERE job_id = ?", (job_id,))
         self._db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))

@@ -32,3 +32,16 @@ def transaction(db: sqlite3.Connection) -> Iterator[None]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+@contextmanager
+def savepoint(db: sqlite3.Connection) -> Iterator[None]:
+    """Inside an open transaction: everything inside is kept, or undone alone."""
+    db.execute("SAVEPOINT operation")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK TO operation")
+        db.execute("RELEASE operation")
+        raise
+    db.execute("RELEASE operation")
