@@ -153,7 +153,7 @@ def main() -> int:
             raise SystemExit(f"provisioning failed:\n{prov_log.read_text()[-2000:]}")
         results["provision_s"] = time.monotonic() - started
         reused = "reused or " if args.dir else ""
-        print(f"{reused}provisioned {args.count} things (16 threads) in {results['provision_s']:.1f} s")
+        print(f"{reused}provisioned {args.count} things in {results['provision_s']:.1f} s")
 
         log = tmpdir / "fleet.log"
         fleet = children.start(
